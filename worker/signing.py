@@ -1,0 +1,137 @@
+"""HMAC-SHA1 request signing and callback verification (CONTRACT.md, "Signing").
+
+Pure functions: no clock, no settings, no I/O. Callers pass the time in.
+The verifier never raises on hostile input; it answers with a ``Verdict``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+AUTH_PUB = "ZZY-OPENAPI"
+DEFAULT_TOLERANCE_MS = 300_000
+# Far longer than any honest header; anything past this is refused unread.
+_MAX_HEADER_LEN = 512
+
+
+def signature_bytes(partner_id: int | str, timestamp_ms: int | str, api_path: str, sign_key: str) -> bytes:
+    """Raw HMAC-SHA1 digest of ``f"{PartnerId}{Timestamp}{apiPath}"`` under the sign key."""
+    message = f"{partner_id}{timestamp_ms}{api_path}".encode()
+    return hmac.new(sign_key.encode(), message, hashlib.sha1).digest()
+
+
+def sign(partner_id: int | str, timestamp_ms: int | str, api_path: str, sign_key: str) -> str:
+    """The contract's ``sign``: standard base64, with padding, of the HMAC-SHA1 digest."""
+    return base64.b64encode(signature_bytes(partner_id, timestamp_ms, api_path, sign_key)).decode()
+
+
+def auth_headers(partner_id: int, sign_key: str, api_path: str, timestamp_ms: int) -> dict[str, str]:
+    """The three headers every signed request (and callback) carries."""
+    token = sign(partner_id, timestamp_ms, api_path, sign_key)
+    return {
+        "Timestamp": str(timestamp_ms),
+        "PartnerId": str(partner_id),
+        "Authorization": f"Bearer {AUTH_PUB}:{partner_id}:{token}",
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of checking a signed request: ``ok``, or the reason it failed."""
+
+    ok: bool
+    reason: str = ""
+    signature: bytes = b""  # the decoded signature when well formed (replay-cache key)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _reject(reason: str) -> Verdict:
+    return Verdict(ok=False, reason=reason)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                value = candidate
+                break
+    return value
+
+
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def verify_request(
+    headers: Mapping[str, str],
+    *,
+    partner_id: int,
+    sign_key: str,
+    api_path: str,
+    now_ms: int,
+    tolerance_ms: int = DEFAULT_TOLERANCE_MS,
+    body_partner_id: object = None,
+) -> Verdict:
+    """Check a signed request's headers: partner, timestamp window (both ways), signature.
+
+    ``body_partner_id``, when given, must equal the partner id too (a callback's
+    ``OrderNotifyHeader.PartnerId``). Never raises; hostile input is a rejection.
+    """
+    try:
+        return _verify(headers, partner_id, sign_key, api_path, now_ms, tolerance_ms, body_partner_id)
+    except Exception:  # pragma: no cover - defence in depth: a verifier must answer, not crash
+        return _reject("malformed signature headers")
+
+
+def _verify(
+    headers: Mapping[str, str],
+    partner_id: int,
+    sign_key: str,
+    api_path: str,
+    now_ms: int,
+    tolerance_ms: int,
+    body_partner_id: object,
+) -> Verdict:
+    raw_partner = _header(headers, "PartnerId")
+    raw_timestamp = _header(headers, "Timestamp")
+    raw_auth = _header(headers, "Authorization")
+    if raw_partner is None or raw_timestamp is None or raw_auth is None:
+        return _reject("missing PartnerId, Timestamp or Authorization header")
+    if max(len(raw_partner), len(raw_timestamp), len(raw_auth)) > _MAX_HEADER_LEN:
+        return _reject("signature header too long")
+    raw_partner, raw_timestamp, raw_auth = raw_partner.strip(), raw_timestamp.strip(), raw_auth.strip()
+    if not _is_digits(raw_partner) or int(raw_partner) != partner_id:
+        return _reject("PartnerId header does not match our partner id")
+    if body_partner_id is not None and str(body_partner_id).strip() != str(partner_id):
+        return _reject("OrderNotifyHeader.PartnerId does not match the PartnerId header")
+    if not _is_digits(raw_timestamp) or len(raw_timestamp) > 16:
+        return _reject("Timestamp header is not milliseconds since the epoch")
+    if abs(now_ms - int(raw_timestamp)) > tolerance_ms:
+        return _reject("Timestamp outside the accepted window")
+
+    scheme, _, token = raw_auth.partition(" ")
+    if scheme.lower() != "bearer":
+        return _reject("Authorization is not a Bearer token")
+    pub, _, rest = token.strip().partition(":")
+    token_partner, _, provided = rest.partition(":")
+    if pub != AUTH_PUB or token_partner != raw_partner:
+        return _reject("Authorization token is not ZZY-OPENAPI for this partner")
+    if not provided.isascii():
+        return _reject("signature is not base64")
+    try:
+        provided_bytes = base64.b64decode(provided, validate=True)
+    except (binascii.Error, ValueError):
+        return _reject("signature is not base64")
+    expected = signature_bytes(raw_partner, raw_timestamp, api_path, sign_key)
+    if not hmac.compare_digest(expected, provided_bytes):
+        return _reject("signature does not match")
+    return Verdict(ok=True, signature=provided_bytes)
