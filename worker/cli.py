@@ -1,0 +1,40 @@
+"""The ``catalog-sync`` command. Subcommands live beside the code they drive and load lazily,
+so ``catalog-sync sandbox`` never imports Celery and ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command
+COMMANDS: dict[str, str] = {
+    "sandbox": "supplier_sandbox.cli:sandbox",
+    "db": "worker.commands:db",
+    "sync": "worker.commands:sync",
+    "status": "worker.commands:status",
+    "web": "callbacks.commands:web",
+    "inbox": "callbacks.commands:inbox",
+    "api": "catalog_api.commands:api",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="catalog-sync")
+def main() -> None:
+    """Keep a distributor's local copy of the ticket supplier's catalog exact and fresh."""

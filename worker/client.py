@@ -1,0 +1,383 @@
+"""Typed client for all eight supplier endpoints (CONTRACT.md, "Endpoints").
+
+One long-lived ``httpx.Client`` is injected; every request is signed over the exact path
+it sends. Failures map to the tree in ``worker.errors``; no httpx type leaks out.
+
+Retries: reads (the two product GETs, PersonQrCodes, and Verify, which changes nothing) are
+retried on ``SupplierUnavailable`` with exponential backoff and jitter. Create, Pay, Refund and
+Cancel are sent once: the supplier promises no idempotency, so a failure in flight raises
+``SupplierOutcomeUnknown`` and the caller reconciles by ``OriginOrderId``.
+
+Rate: every request first takes a token from the injected ``RateLimiter`` (the supplier's
+budget is per distributor, so in production it is the Redis one shared by all workers).
+Concurrency: price calendars are fetched by a bounded thread pool (``price_concurrency``),
+which hides latency without exceeding the rate budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
+from typing import Any, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from worker.errors import (
+    SupplierBadPayload,
+    SupplierError,
+    SupplierOutcomeUnknown,
+    SupplierRejected,
+    SupplierUnavailable,
+)
+from worker.payloads import (
+    CreateOrderRequest,
+    CreateOrderResult,
+    InvalidProduct,
+    OutgoingModel,
+    PayOrderRequest,
+    PayOrderResult,
+    PersonQrCode,
+    PriceCalendar,
+    Product,
+    ProductPage,
+    RefundRequest,
+    RefundResult,
+    VerifyOrderRequest,
+)
+from worker.ratelimit import NoLimit, RateLimiter
+from worker.settings import Settings
+from worker.signing import auth_headers
+
+log = logging.getLogger(__name__)
+
+PRODUCTS_PATH = "/product/getProductByDistributor"
+PRICES_PATH = "/product/getProductPriceByDistributor"
+VERIFY_PATH = "/order/Verify"
+CREATE_PATH = "/order/Create"
+PAY_PATH = "/order/Pay"
+QR_CODES_PATH = "/order/PersonQrCodes"
+REFUND_PATH = "/order/Refund"
+CANCEL_PATH = "/order/CancelOrder"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field(envelope: dict[str, Any], name: str) -> Any:
+    """Case-insensitive lookup of an envelope key."""
+    if name in envelope:
+        return envelope[name]
+    lowered = name.lower()
+    for key, value in envelope.items():
+        if str(key).lower() == lowered:
+            return value
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SupplierClient:
+    """The supplier's open API, typed. Thread-safe: share one per process."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        partner_id: int,
+        sign_key: str,
+        page_size: int = 100,
+        read_retries: int = 4,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+        price_concurrency: int = 4,
+        rate_limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._http = http
+        self._partner_id = partner_id
+        self._sign_key = sign_key
+        self.page_size = page_size
+        self._read_retries = read_retries
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._price_concurrency = price_concurrency
+        self._limiter: RateLimiter = rate_limiter or NoLimit()
+        self._clock = clock
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        rate_limiter: RateLimiter | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> SupplierClient:
+        """Build the client and its long-lived connection pool from settings."""
+        http = httpx.Client(
+            base_url=settings.zzy_base_url,
+            timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
+            limits=httpx.Limits(max_connections=settings.price_concurrency * 2 + 4),
+            transport=transport,
+        )
+        return cls(
+            http,
+            partner_id=settings.zzy_partner_id,
+            sign_key=settings.zzy_sign_key.get_secret_value(),
+            page_size=settings.page_size,
+            read_retries=settings.read_retries,
+            price_concurrency=settings.price_concurrency,
+            rate_limiter=rate_limiter,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- 1.1.1 products --------------------------------------------------------------------
+
+    def iter_product_pages(self, page_size: int | None = None) -> Iterator[ProductPage]:
+        """Page through every authorized product.
+
+        Stops when ``TotalCount`` items were received or a page comes back empty. When the
+        supplier caps ``pageSize`` below what was asked, later pages ask for the capped size,
+        so page offsets stay aligned whichever size the supplier uses to compute them.
+        Raises ``SupplierBadPayload`` if paging does not converge (a supplier that never ends).
+        """
+        size = page_size or self.page_size
+        index = 1
+        received = 0
+        most_seen_total = 0
+        while True:
+            data = self._call("GET", PRODUCTS_PATH, params={"pageIndex": index, "pageSize": size})
+            page = self._parse_page(data, index, size)
+            yield page
+            most_seen_total = max(most_seen_total, page.total_count)
+            if page.size == 0:
+                return
+            received += page.size
+            if received >= page.total_count:
+                return
+            if index == 1 and page.size < size:
+                size = page.size
+            index += 1
+            if index > most_seen_total + 1:
+                raise SupplierBadPayload(None, "product paging did not converge", "")
+
+    def list_products(self) -> list[Product]:
+        """Every authorized product (invalid entries skipped; use the pages to see them)."""
+        return [product for page in self.iter_product_pages() for product in page.products]
+
+    def get_product(self, product_id: int) -> Product | None:
+        """One product by id, or None when it is not (or no longer) authorized."""
+        data = self._call(
+            "GET", PRODUCTS_PATH, params={"pageIndex": 1, "pageSize": 1, "productId": product_id}
+        )
+        page = self._parse_page(data, 1, 1)
+        for product in page.products:
+            if product.product_id == product_id:
+                return product
+        for invalid in page.invalid:
+            if invalid.product_id == product_id:
+                raise SupplierBadPayload(None, f"product {product_id} is invalid: {invalid.error}", "")
+        return None
+
+    def _parse_page(self, data: Any, index: int, size: int) -> ProductPage:
+        if not isinstance(data, dict):
+            raise SupplierBadPayload(None, "product page Data is not an object", "")
+        items = _field(data, "Products") or []
+        total = _as_int(_field(data, "TotalCount"))
+        if not isinstance(items, list) or total is None:
+            raise SupplierBadPayload(None, "product page lacks Products or TotalCount", "")
+        products: list[Product] = []
+        invalid: list[InvalidProduct] = []
+        raw_by_id: dict[int, dict[str, Any]] = {}
+        for item in items:
+            try:
+                product = Product.model_validate(item)
+            except ValidationError as exc:
+                pid = _as_int(_field(item, "ProductId")) if isinstance(item, dict) else None
+                invalid.append(InvalidProduct(product_id=pid, raw=item, error=_short(exc)))
+                continue
+            products.append(product)
+            raw_by_id[product.product_id] = item
+        return ProductPage(
+            page_index=index,
+            page_size=size,
+            total_count=total,
+            products=products,
+            invalid=invalid,
+            raw_by_id=raw_by_id,
+        )
+
+    # --- 1.1.2 prices ----------------------------------------------------------------------
+
+    def get_price_calendar(self, product_id: int, start: date, end: date) -> PriceCalendar:
+        """Raw price rules and sessions of one product over ``[start, end]``."""
+        data = self._call(
+            "GET",
+            PRICES_PATH,
+            params={"StartTime": start.isoformat(), "EndTime": end.isoformat(), "productId": product_id},
+        )
+        return self._model(PriceCalendar, data if data is not None else {})
+
+    def fetch_price_calendars(
+        self, product_ids: Iterable[int], start: date, end: date
+    ) -> Iterator[tuple[int, PriceCalendar | SupplierError]]:
+        """Fetch many calendars with bounded concurrency; yields (id, calendar or error) as done."""
+
+        def one(product_id: int) -> tuple[int, PriceCalendar | SupplierError]:
+            try:
+                return product_id, self.get_price_calendar(product_id, start, end)
+            except SupplierError as exc:
+                return product_id, exc
+
+        with ThreadPoolExecutor(self._price_concurrency, thread_name_prefix="prices") as pool:
+            yield from pool.map(one, product_ids)
+
+    # --- 1.1.3 - 1.1.8 orders --------------------------------------------------------------
+
+    def verify_order(self, request: VerifyOrderRequest) -> None:
+        """Pre-check an order; returns when acceptable, raises ``SupplierRejected`` with why not."""
+        self._call("POST", VERIFY_PATH, body=request)
+
+    def create_order(self, request: CreateOrderRequest) -> CreateOrderResult:
+        """Create an order. Sent once: a failure in flight raises ``SupplierOutcomeUnknown``."""
+        return self._model(CreateOrderResult, self._call("POST", CREATE_PATH, body=request, idempotent=False))
+
+    def pay_order(self, request: PayOrderRequest) -> PayOrderResult:
+        """Pay an order. Sent once: a failure in flight raises ``SupplierOutcomeUnknown``."""
+        return self._model(PayOrderResult, self._call("POST", PAY_PATH, body=request, idempotent=False))
+
+    def person_qr_codes(self, origin_order_id: str) -> list[PersonQrCode]:
+        """Visitors' entry QR codes of an order, by the distributor's own order id."""
+        data = self._call("GET", QR_CODES_PATH, params={"originOrderId": origin_order_id})
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise SupplierBadPayload(None, "PersonQrCodes Data is not a list", "")
+        return [self._model(PersonQrCode, item) for item in data]
+
+    def refund_order(self, request: RefundRequest) -> RefundResult:
+        """Apply for a refund (``refund_id`` must be unique). Sent once."""
+        return self._model(RefundResult, self._call("POST", REFUND_PATH, body=request, idempotent=False))
+
+    def cancel_order(self, order_id: int) -> None:
+        """Cancel an unpaid order. Sent once."""
+        self._call("POST", CANCEL_PATH, params={"orderId": order_id}, idempotent=False)
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _model(self, model: type[M], data: Any) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise SupplierBadPayload(None, f"{model.__name__} did not validate: {_short(exc)}", "") from None
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: OutgoingModel | None = None,
+        idempotent: bool = True,
+    ) -> Any:
+        if not idempotent:
+            return self._send(method, path, params, body, idempotent=False)
+        retrying = Retrying(
+            retry=retry_if_exception_type(SupplierUnavailable),
+            stop=stop_after_attempt(self._read_retries + 1),
+            wait=wait_exponential_jitter(
+                initial=self._backoff_initial_s, max=self._backoff_max_s, jitter=self._backoff_initial_s
+            ),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._send(method, path, params, body, idempotent=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: OutgoingModel | None,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        content = None
+        if body is not None:
+            wire = {"PartnerId": self._partner_id, **body.to_wire()}
+            content = json.dumps(wire, ensure_ascii=False).encode()
+        request = self._http.build_request(method, path, params=params, content=content)
+        signed_path = request.url.path
+        request.headers.update(
+            auth_headers(self._partner_id, self._sign_key, signed_path, int(self._clock() * 1000))
+        )
+        if content is not None:
+            request.headers["Content-Type"] = "application/json"
+        self._limiter.acquire()
+        with self._count_lock:
+            self.requests_sent += 1
+        started = time.perf_counter()
+        try:
+            response = self._http.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never left this machine: safe to report as plainly unavailable, even for writes.
+            raise SupplierUnavailable(f"{method} {path}: cannot connect ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
+            raise error(f"{method} {path}: {type(exc).__name__} in flight") from None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.debug("supplier %s %s -> %s in %.0f ms", method, signed_path, response.status_code, elapsed_ms)
+        return self._unwrap(method, path, response, idempotent=idempotent)
+
+    def _unwrap(self, method: str, path: str, response: httpx.Response, *, idempotent: bool) -> Any:
+        status = response.status_code
+        if status == 429:
+            raise SupplierUnavailable(f"{method} {path}: rate limited (HTTP 429)", status_code=status)
+        if status >= 500:
+            error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
+            raise error(f"{method} {path}: HTTP {status}", status_code=status)
+        try:
+            envelope = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            if status >= 400:
+                raise SupplierRejected(None, f"HTTP {status} without a JSON body", "", status_code=status) from None
+            error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
+            raise error(f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status) from None
+        if not isinstance(envelope, dict) or _field(envelope, "IsSuccess") is None:
+            raise SupplierBadPayload(None, f"{method} {path}: answer is not the supplier's envelope", "")
+        code = _as_int(_field(envelope, "Code"))
+        message = str(_field(envelope, "Message") or "")
+        log_id = str(_field(envelope, "LogId") or "")
+        if _field(envelope, "IsSuccess") is not True or status >= 400:
+            log.warning("supplier rejected %s %s: Code=%s LogId=%s Message=%s", method, path, code, log_id, message)
+            raise SupplierRejected(code, message, log_id, status_code=status)
+        return _field(envelope, "Data")
+
+
+def _short(exc: ValidationError) -> str:
+    """A compact, value-free summary of a validation error (values may hold personal data)."""
+    parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
+    return "; ".join(parts)[:500]

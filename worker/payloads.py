@@ -1,0 +1,394 @@
+"""Every payload crossing the supplier boundary, as validated pydantic models.
+
+Tolerant of the contract's quirks: keys in any case (PascalCase or camelCase),
+``TotoalStock`` or ``TotalStock``, nulls and empty strings for optional values,
+money as ``Decimal`` (parse JSON with ``parse_float=Decimal``), dates as
+``yyyy-MM-dd`` or ``yyyy-MM-dd HH:mm:ss``. Outgoing requests serialize by alias.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _parse_date(value: Any) -> Any:
+    value = _blank_to_none(value)
+    if isinstance(value, str):
+        text = value.strip().replace("T", " ").replace("/", "-")
+        return datetime.strptime(text[:10], "%Y-%m-%d").date()
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+def _parse_datetime(value: Any) -> Any:
+    value = _blank_to_none(value)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.strip().replace("/", "-"))
+    return value
+
+
+def _parse_time_of_day(value: Any) -> Any:
+    value = _blank_to_none(value)
+    if isinstance(value, str):
+        return datetime.strptime(value.strip()[:5], "%H:%M").time()
+    return value
+
+
+def _money(value: Any) -> Any:
+    value = _blank_to_none(value)
+    if isinstance(value, float):
+        # A float here means someone parsed JSON without parse_float=Decimal; repr is exact enough
+        # for 2-decimal prices, Decimal(float) would not be.
+        return Decimal(repr(value))
+    return value
+
+
+def _to_str(value: Any) -> Any:
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+OptDate = Annotated[date | None, BeforeValidator(_parse_date)]
+ReqDate = Annotated[date, BeforeValidator(_parse_date)]
+OptDateTime = Annotated[datetime | None, BeforeValidator(_parse_datetime)]
+OptTime = Annotated[time | None, BeforeValidator(_parse_time_of_day)]
+Money = Annotated[Decimal, BeforeValidator(_money)]
+OptMoney = Annotated[Decimal | None, BeforeValidator(_money)]
+OptInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
+OptStr = Annotated[str | None, BeforeValidator(_to_str)]
+Str = Annotated[str, BeforeValidator(_to_str)]
+
+
+class SupplierModel(BaseModel):
+    """Incoming model: keys matched case-insensitively against the PascalCase aliases."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+    _extra_aliases: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        canonical = {}
+        for name, field in cls.model_fields.items():
+            alias = field.alias or name
+            canonical[alias.lower()] = alias
+            canonical[name.lower()] = alias
+        canonical.update({k.lower(): v for k, v in cls._extra_aliases.items()})
+        folded: dict[str, Any] = {}
+        for key, value in data.items():
+            target = canonical.get(str(key).lower(), key)
+            if target not in folded or folded[target] is None:
+                folded[target] = value
+        return folded
+
+
+class OutgoingModel(BaseModel):
+    """Outgoing request body: built with snake_case names, sent with the contract's keys."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --- 1.1.1 products -------------------------------------------------------------------------
+
+
+class Product(SupplierModel):
+    """One authorized product (1.1.1). Field comments follow CONTRACT.md."""
+
+    _extra_aliases: ClassVar[dict[str, str]] = {"TotalStock": "TotoalStock"}
+
+    product_id: int = Field(alias="ProductId")
+    version: int = Field(alias="Version", ge=0)
+    product_code: OptStr = Field(default=None, alias="ProductCode")
+    is_ticket: OptInt = Field(default=None, alias="IsTicket")  # 1 must exchange for a paper ticket
+    ticket_get_address: OptStr = Field(default=None, alias="TicketGetAddress")
+    product_name: Str = Field(alias="ProductName")
+    product_desc: OptStr = Field(default=None, alias="ProductDesc")
+    entrance_mode: OptInt = Field(default=None, alias="EntranceMode")  # 0 per order, 1 per visitor
+    product_kind: OptStr = Field(default=None, alias="ProductKind")
+    adult_number: OptInt = Field(default=None, alias="AdultNumber")
+    child_number: OptInt = Field(default=None, alias="ChildNumber")
+    max_number_by_order: OptInt = Field(default=None, alias="MaxNumberByOrder")  # 0 unlimited
+    max_number_by_mobile: OptInt = Field(default=None, alias="MaxNumberByMobile")
+    limit_day_by_mobile: OptInt = Field(default=None, alias="LimitDayByMobile")
+    max_number_by_card_id: OptInt = Field(default=None, alias="MaxNumberByCardID")
+    limit_day_by_card_id: OptInt = Field(default=None, alias="LimitDayByCardID")
+    customer_set: OptInt = Field(default=None, alias="CustomerSet")  # 1 visitor info needed, 2 not
+    total_stock: OptInt = Field(default=None, alias="TotoalStock")  # sic; 0 unlimited
+    product_status: int = Field(alias="ProductStatus")  # 0 off shelf, 1 on shelf
+    refund_set: OptInt = Field(default=None, alias="RefundSet")  # 0 no refunds, 1 free refund
+    scenic_spots: OptStr = Field(default=None, alias="ScenicSpots")
+    scenic_id: OptInt = Field(default=None, alias="ScenicId")
+    out_id: OptStr = Field(default=None, alias="OutId")
+    min_age: OptInt = Field(default=None, alias="MinAge")
+    max_age: OptInt = Field(default=None, alias="MaxAge")
+    effective_time_mode: OptInt = Field(default=None, alias="EffectiveTimeMode")
+    effective_time: OptInt = Field(default=None, alias="EffectiveTime")
+    become_effective_time: OptInt = Field(default=None, alias="BecomeEffectiveTime")
+    begin_effective_time: OptDateTime = Field(default=None, alias="BeginEffectiveTime")
+    end_effective_time: OptDateTime = Field(default=None, alias="EndEffectiveTime")
+    booking_time: OptTime = Field(default=None, alias="BookingTime")  # HH:mm, latest booking time
+
+    @property
+    def is_on_shelf(self) -> bool:
+        return self.product_status == 1
+
+
+class InvalidProduct(BaseModel):
+    """A product entry that failed validation: kept raw, with the error, for quarantine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    product_id: int | None
+    raw: dict[str, Any] | Any
+    error: str
+
+
+class ProductPage(BaseModel):
+    """One page of 1.1.1 as received."""
+
+    model_config = ConfigDict(frozen=True)
+
+    page_index: int
+    page_size: int
+    total_count: int
+    products: list[Product]
+    invalid: list[InvalidProduct]
+    raw_by_id: dict[int, dict[str, Any]]
+
+    @property
+    def size(self) -> int:
+        return len(self.products) + len(self.invalid)
+
+
+# --- 1.1.2 price calendar -----------------------------------------------------------------
+
+
+class PriceRule(SupplierModel):
+    """A raw price rule (1.1.2). Rules overlap; see CONTRACT.md for the precedence."""
+
+    daily_stock: int = Field(alias="DailyStock", ge=0)  # 0 unlimited
+    market_price: Money = Field(alias="MarketPrice")
+    price: Money = Field(alias="Price")  # the distributor's cost
+    sale_price: Money = Field(alias="SalePrice")
+    booking_day: int = Field(default=0, alias="BookingDay", ge=0)  # 0 no limit
+    begin_time: ReqDate = Field(alias="BeginTime")
+    end_time: OptDate = Field(default=None, alias="EndTime")
+    price_type: Literal[1, 2, 3] = Field(alias="PriceType")  # 1 range, 2 specific date, 3 open-ended
+
+
+class Seat(SupplierModel):
+    """A timed session (场次)."""
+
+    time: ReqDate = Field(alias="Time")
+    seats_start_time: Str = Field(alias="SeatsStartTime")
+    seats_end_time: Str = Field(alias="SeatsEndTime")
+    seats_code: Str = Field(alias="SeatsCode")
+    seats_num: int = Field(default=0, alias="SeatsNum")
+
+
+class PriceCalendar(SupplierModel):
+    """Data of 1.1.2: the raw rules and the sessions."""
+
+    daily_price_stock: list[PriceRule] = Field(default_factory=list, alias="DailyPriceStock")
+    product_seats: list[Seat] = Field(default_factory=list, alias="ProductSeats")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_lists(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ([] if v is None else v) for k, v in data.items()}
+        return data
+
+
+# --- 1.1.3 - 1.1.8 orders --------------------------------------------------------------------
+
+
+class Passenger(OutgoingModel):
+    """A visitor in an order pre-check (1.1.3)."""
+
+    user_name: str = Field(alias="UserName")
+    mobile: str = Field(alias="Mobile", repr=False)
+    card_id: str = Field(alias="CardID", repr=False)
+    card_type: int | None = Field(default=None, alias="CardType")
+
+
+class VerifyOrderRequest(OutgoingModel):
+    product_id: int = Field(alias="ProductId")
+    visit_date: date = Field(alias="VisitDate")
+    order_users: list[Passenger] = Field(alias="OrderUsers")
+    product_item_name: str | None = Field(default=None, alias="ProductItemName")
+    begin_play_time: str | None = Field(default=None, alias="BeginPlayTime")
+    end_play_time: str | None = Field(default=None, alias="EndPlayTime")
+
+
+class Person(OutgoingModel):
+    """A contact or visitor in an order (1.1.4)."""
+
+    name: str = Field(alias="Name")
+    mobile: str = Field(alias="Mobile", repr=False)
+    id_card: str = Field(alias="IdCard", repr=False)
+    id_card_type: int | None = Field(default=None, alias="IDCardType")
+    memo: str | None = Field(default=None, alias="Memo")
+
+
+class CreateOrderRequest(OutgoingModel):
+    origin_order_id: str = Field(alias="OriginOrderId")
+    contact_person: Person = Field(alias="ContactPerson")
+    product_id: int = Field(alias="ProductId")
+    order_quantity: int = Field(alias="OrderQuantity", ge=1)
+    visit_date: date = Field(alias="VisitDate")
+    visit_person: list[Person] | None = Field(default=None, alias="VisitPerson")
+    begin_play_time: str | None = Field(default=None, alias="BeginPlayTime")
+    end_play_time: str | None = Field(default=None, alias="EndPlayTime")
+    order_remark: str | None = Field(default=None, alias="OrderRemark")
+
+
+class CreateOrderResult(SupplierModel):
+    origin_order_id: Str = Field(alias="OriginOrderId")
+    distributor_id: OptInt = Field(default=None, alias="DistributorId")
+    order_id: int = Field(alias="OrderId")
+    order_status: int = Field(alias="OrderStatus")
+
+
+class PayOrderRequest(OutgoingModel):
+    order_id: int = Field(alias="OrderId")
+    unit_price: Decimal | None = Field(default=None, alias="UnitPrice")
+    eticket_no: str | None = Field(default=None, alias="EticketNo")
+    ticket_count: int | None = Field(default=None, alias="TicketCount")
+
+
+class UserVoucher(SupplierModel):
+    """A per-visitor entry voucher."""
+
+    id_card_no: OptStr = Field(default=None, alias="IDCardNo", repr=False)
+    voucher_code: Str = Field(alias="VoucherCode")
+    mobile: OptStr = Field(default=None, alias="Mobile", repr=False)
+
+
+class PayOrderResult(SupplierModel):
+    voucher_code: OptStr = Field(default=None, alias="VoucherCode")
+    order_user_vouchers: list[UserVoucher] = Field(default_factory=list, alias="OrderUserVouchers")
+    order_status: int = Field(alias="OrderStatus")
+    pay_money: OptMoney = Field(default=None, alias="PayMoney")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_list(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ([] if v is None and k.lower() == "orderuservouchers" else v) for k, v in data.items()}
+        return data
+
+
+class PersonQrCode(SupplierModel):
+    name: OptStr = Field(default=None, alias="Name")
+    qr_code: Str = Field(alias="QrCode")
+
+
+class RefundRequest(OutgoingModel):
+    order_id: int = Field(alias="OrderId")
+    refund_count: int = Field(alias="RefundCount", ge=1)
+    refund_id: str = Field(alias="RefundId")
+    voucher_code: list[str] | None = Field(default=None, alias="VoucherCode")
+
+
+class RefundResult(SupplierModel):
+    apply_id: Str = Field(alias="ApplyId")
+    refund_status: int = Field(alias="RefundStatus")  # 0 pending, 1 approved, 2 rejected
+
+
+# --- callbacks ----------------------------------------------------------------------------
+
+
+class NotifyHeader(SupplierModel):
+    partner_id: int = Field(alias="PartnerId")
+    notify_service_name: Str = Field(alias="NotifyServiceName")
+
+
+class Notification(SupplierModel):
+    """The callback envelope. ``OrderNotifyBody`` may be a JSON string or an object."""
+
+    header: NotifyHeader = Field(alias="OrderNotifyHeader")
+    body: dict[str, Any] = Field(alias="OrderNotifyBody")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode_body(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in list(data):
+                if str(key).lower() == "ordernotifybody" and isinstance(data[key], str):
+                    data[key] = json.loads(data[key], parse_float=Decimal)
+        return data
+
+
+class ProductNotice(SupplierModel):
+    """``order_product_notify``: Status 0 off shelf, 1 on shelf, 2 details changed, 3 prices changed."""
+
+    product_id: int = Field(alias="ProductId")
+    status: Literal[0, 1, 2, 3] = Field(alias="Status")
+
+
+class TicketVouchers(SupplierModel):
+    order_voucher_code: OptStr = Field(default=None, alias="OrderVoucherCode")
+    order_user_vouchers: list[UserVoucher] = Field(default_factory=list, alias="OrderUserVouchers")
+
+
+class TicketNotice(SupplierModel):
+    """``order_ticket_notify``: tickets issued (TicketStatus 1) or failed (2)."""
+
+    origin_order_id: OptStr = Field(default=None, alias="OriginOrderId")
+    order_id: int = Field(alias="OrderId")
+    voucher_code: TicketVouchers | None = Field(default=None, alias="VoucherCode")
+    ticket_status: int = Field(alias="TicketStatus")
+
+
+class RedemptionNotice(SupplierModel):
+    """``order_verify_notify``: tickets redeemed at the gate."""
+
+    ticket_status: OptInt = Field(default=None, alias="TicketStatus")
+    origin_order_id: OptStr = Field(default=None, alias="OriginOrderId")
+    order_id: int = Field(alias="OrderId")
+    voucher_code: list[Str] = Field(default_factory=list, alias="VoucherCode")
+    order_total: int = Field(alias="OrderTotal", ge=0)
+    checked_number: int = Field(alias="CheckedNumber", ge=0)
+    voucher_type: OptInt = Field(default=None, alias="VoucherType")
+
+
+class RefundNotice(SupplierModel):
+    """``order_refund_notify``: a refund reviewed; empty ``RefundApplyNo`` = supplier-forced."""
+
+    order_id: int = Field(alias="OrderId")
+    refund_apply_no: OptStr = Field(default=None, alias="RefundApplyNo")
+    refund_status: int = Field(alias="RefundStatus")  # 1 approved, 2 rejected
+    refund_reason: OptStr = Field(default=None, alias="RefundReason")
+    voucher_code: list[Str] = Field(default_factory=list, alias="VoucherCode")
+
+    @property
+    def is_supplier_forced(self) -> bool:
+        return not (self.refund_apply_no or "").strip()
+
+
+NOTICE_MODELS: dict[str, type[SupplierModel]] = {
+    "order_product_notify": ProductNotice,
+    "order_ticket_notify": TicketNotice,
+    "order_verify_notify": RedemptionNotice,
+    "order_refund_notify": RefundNotice,
+}

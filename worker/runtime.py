@@ -1,0 +1,77 @@
+"""Per-process resources (engine, sessions, supplier client, Redis, rate limiter).
+
+Built lazily at a composition root (a Celery worker process after fork, the CLI, an app
+factory), never at import. Tests build their own with ``build_runtime`` and ``set_runtime``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db import ensure_schema, make_engine, make_session_factory
+from worker.client import SupplierClient
+from worker.ratelimit import RateLimiter, RedisRateLimiter, TokenBucket
+from worker.settings import Settings, load_settings
+
+RATE_LIMIT_KEY = "catalog-sync:supplier-rate"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    supplier: SupplierClient
+    redis: redis.Redis | None
+    limiter: RateLimiter
+
+    def close(self) -> None:
+        self.supplier.close()
+        self.engine.dispose()
+        if self.redis is not None:
+            self.redis.close()
+
+
+def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
+    """Connect everything ``settings`` names. SQLite upgrades its schema on first use."""
+    engine = make_engine(settings.database_url)
+    if upgrade_schema and engine.dialect.name == "sqlite":
+        ensure_schema(engine)
+    client: redis.Redis | None = None
+    limiter: RateLimiter
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        limiter = RedisRateLimiter(client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst)
+    else:
+        limiter = TokenBucket(settings.supplier_rate_limit, settings.supplier_burst)
+    supplier = SupplierClient.from_settings(settings, rate_limiter=limiter)
+    return Runtime(settings, engine, make_session_factory(engine), supplier, client, limiter)
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_pid: int | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built from the environment on first use (and again after fork)."""
+    global _runtime, _pid
+    with _lock:
+        if _runtime is None or _pid != os.getpid():
+            _runtime = build_runtime(load_settings())
+            _pid = os.getpid()
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install (or clear) this process's runtime; for worker start-up hooks and tests."""
+    global _runtime, _pid
+    with _lock:
+        _runtime = runtime
+        _pid = os.getpid() if runtime is not None else None

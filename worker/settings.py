@@ -1,0 +1,105 @@
+"""The one typed settings object, read from the environment at the entry points only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the environment variable named by each field (upper case)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # The supplier.
+    zzy_base_url: str
+    zzy_partner_id: int = Field(gt=0)
+    zzy_sign_key: SecretStr
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    supplier_rate_limit: float = Field(default=20.0, gt=0, description="requests per second, all workers")
+    supplier_burst: int = Field(default=10, ge=1)
+    price_concurrency: int = Field(default=4, ge=1, le=64)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    read_retries: int = Field(default=4, ge=0, le=10)
+
+    # Storage and broker.
+    database_url: str = "sqlite:///var/catalog.db"
+    redis_url: str | None = None
+    broker_db_url: str = "sqlite:///var/broker.db"
+
+    # Sync behaviour.
+    price_window_days: int = Field(default=60, ge=1, le=366)
+    price_max_age: timedelta = timedelta(hours=6)
+    price_batch_size: int = Field(default=50, ge=1)
+    product_pass_interval_s: float = Field(default=600.0, gt=0)
+    price_refresh_interval_s: float = Field(default=60.0, gt=0)
+    deauthorize_max_share: float = Field(default=0.2, ge=0, le=1)
+
+    # Callbacks.
+    callback_path: str = "/callbacks/zzy"
+    callback_public_path: str | None = None
+    callback_tolerance_s: int = Field(default=300, ge=1)
+    callback_max_body: int = Field(default=65536, ge=1024)
+    inbox_max_attempts: int = Field(default=5, ge=1)
+    product_notice_coalesce_s: float = Field(default=30.0, ge=0)
+
+    # Read API.
+    catalog_api_token: SecretStr | None = None
+
+    log_level: str = "INFO"
+
+    @field_validator("zzy_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("zzy_sign_key")
+    @classmethod
+    def _non_empty_key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("callback_path", "callback_public_path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def callback_signing_path(self) -> str:
+        """The path the supplier signs callbacks over (the public notify URL's path)."""
+        return self.callback_public_path or self.callback_path
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.redis_url is not None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ``ConfigError`` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            message = "is required" if error["type"] == "missing" else error["msg"]
+            problems.append(f"{name}: {message}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
