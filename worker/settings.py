@@ -77,6 +77,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with /")
         return value
 
+    @field_validator("price_max_age", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
+        return value
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
