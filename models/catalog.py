@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import BigIntPK, Base, JSONType, money, utcnow
+from models.base import Base, BigIntPK, JSONType, money, utcnow
 
 
 class ChangeKind(enum.StrEnum):

@@ -26,7 +26,9 @@ from models.db import make_engine, make_session_factory, upgrade
 from worker.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SANDBOX_PARTNER_ID = 9258
 SANDBOX_SIGN_KEY = "zzy-sandbox-signkey"
@@ -49,10 +51,12 @@ def pg_database_url() -> Iterator[str]:
     admin_url = make_url(PG_ADMIN_URL)
     name = f"catalog_test_{uuid.uuid4().hex[:10]}"
     try:
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        admin = sa.create_engine(
+            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
+    except Exception as exc:
         service_missing("PostgreSQL", exc)
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
@@ -150,7 +154,7 @@ def redis_url() -> Iterator[str]:
                 client.close()
                 break
             client.close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         service_missing("Redis", exc)
     if chosen is None:
         pytest.fail("no free Redis database (1-15) for this test session")
@@ -196,7 +200,9 @@ def sandbox(sandbox_config: Any) -> Iterator[Any]:
     running.stop()
 
 
-def make_settings(sandbox_url: str, database_url: str = "sqlite:///:memory:", **overrides: Any) -> Settings:
+def make_settings(
+    sandbox_url: str, database_url: str = "sqlite:///:memory:", **overrides: Any
+) -> Settings:
     """Settings for a test: the sandbox's partner and key, fast retries, no environment read."""
     values: dict[str, Any] = {
         "zzy_base_url": sandbox_url,

@@ -197,7 +197,9 @@ class SupplierClient:
                 return product
         for invalid in page.invalid:
             if invalid.product_id == product_id:
-                raise SupplierBadPayload(None, f"product {product_id} is invalid: {invalid.error}", "")
+                raise SupplierBadPayload(
+                    None, f"product {product_id} is invalid: {invalid.error}", ""
+                )
         return None
 
     def _parse_page(self, data: Any, index: int, size: int) -> ProductPage:
@@ -235,7 +237,11 @@ class SupplierClient:
         data = self._call(
             "GET",
             PRICES_PATH,
-            params={"StartTime": start.isoformat(), "EndTime": end.isoformat(), "productId": product_id},
+            params={
+                "StartTime": start.isoformat(),
+                "EndTime": end.isoformat(),
+                "productId": product_id,
+            },
         )
         return self._model(PriceCalendar, data if data is not None else {})
 
@@ -261,11 +267,15 @@ class SupplierClient:
 
     def create_order(self, request: CreateOrderRequest) -> CreateOrderResult:
         """Create an order. Sent once: a failure in flight raises ``SupplierOutcomeUnknown``."""
-        return self._model(CreateOrderResult, self._call("POST", CREATE_PATH, body=request, idempotent=False))
+        return self._model(
+            CreateOrderResult, self._call("POST", CREATE_PATH, body=request, idempotent=False)
+        )
 
     def pay_order(self, request: PayOrderRequest) -> PayOrderResult:
         """Pay an order. Sent once: a failure in flight raises ``SupplierOutcomeUnknown``."""
-        return self._model(PayOrderResult, self._call("POST", PAY_PATH, body=request, idempotent=False))
+        return self._model(
+            PayOrderResult, self._call("POST", PAY_PATH, body=request, idempotent=False)
+        )
 
     def person_qr_codes(self, origin_order_id: str) -> list[PersonQrCode]:
         """Visitors' entry QR codes of an order, by the distributor's own order id."""
@@ -278,7 +288,9 @@ class SupplierClient:
 
     def refund_order(self, request: RefundRequest) -> RefundResult:
         """Apply for a refund (``refund_id`` must be unique). Sent once."""
-        return self._model(RefundResult, self._call("POST", REFUND_PATH, body=request, idempotent=False))
+        return self._model(
+            RefundResult, self._call("POST", REFUND_PATH, body=request, idempotent=False)
+        )
 
     def cancel_order(self, order_id: int) -> None:
         """Cancel an unpaid order. Sent once."""
@@ -290,7 +302,9 @@ class SupplierClient:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise SupplierBadPayload(None, f"{model.__name__} did not validate: {_short(exc)}", "") from None
+            raise SupplierBadPayload(
+                None, f"{model.__name__} did not validate: {_short(exc)}", ""
+            ) from None
 
     def _call(
         self,
@@ -307,7 +321,9 @@ class SupplierClient:
             retry=retry_if_exception_type(SupplierUnavailable),
             stop=stop_after_attempt(self._read_retries + 1),
             wait=wait_exponential_jitter(
-                initial=self._backoff_initial_s, max=self._backoff_max_s, jitter=self._backoff_initial_s
+                initial=self._backoff_initial_s,
+                max=self._backoff_max_s,
+                jitter=self._backoff_initial_s,
             ),
             reraise=True,
         )
@@ -344,18 +360,24 @@ class SupplierClient:
             response = self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never left this machine: safe to report as plainly unavailable, even for writes.
-            raise SupplierUnavailable(f"{method} {path}: cannot connect ({type(exc).__name__})") from None
+            raise SupplierUnavailable(
+                f"{method} {path}: cannot connect ({type(exc).__name__})"
+            ) from None
         except httpx.HTTPError as exc:
             error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
             raise error(f"{method} {path}: {type(exc).__name__} in flight") from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        log.debug("supplier %s %s -> %s in %.0f ms", method, signed_path, response.status_code, elapsed_ms)
+        log.debug(
+            "supplier %s %s -> %s in %.0f ms", method, signed_path, response.status_code, elapsed_ms
+        )
         return self._unwrap(method, path, response, idempotent=idempotent)
 
     def _unwrap(self, method: str, path: str, response: httpx.Response, *, idempotent: bool) -> Any:
         status = response.status_code
         if status == 429:
-            raise SupplierUnavailable(f"{method} {path}: rate limited (HTTP 429)", status_code=status)
+            raise SupplierUnavailable(
+                f"{method} {path}: rate limited (HTTP 429)", status_code=status
+            )
         if status >= 500:
             error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
             raise error(f"{method} {path}: HTTP {status}", status_code=status)
@@ -363,16 +385,29 @@ class SupplierClient:
             envelope = json.loads(response.content, parse_float=Decimal)
         except ValueError:
             if status >= 400:
-                raise SupplierRejected(None, f"HTTP {status} without a JSON body", "", status_code=status) from None
+                raise SupplierRejected(
+                    None, f"HTTP {status} without a JSON body", "", status_code=status
+                ) from None
             error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
-            raise error(f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status) from None
+            raise error(
+                f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status
+            ) from None
         if not isinstance(envelope, dict) or _field(envelope, "IsSuccess") is None:
-            raise SupplierBadPayload(None, f"{method} {path}: answer is not the supplier's envelope", "")
+            raise SupplierBadPayload(
+                None, f"{method} {path}: answer is not the supplier's envelope", ""
+            )
         code = _as_int(_field(envelope, "Code"))
         message = str(_field(envelope, "Message") or "")
         log_id = str(_field(envelope, "LogId") or "")
         if _field(envelope, "IsSuccess") is not True or status >= 400:
-            log.warning("supplier rejected %s %s: Code=%s LogId=%s Message=%s", method, path, code, log_id, message)
+            log.warning(
+                "supplier rejected %s %s: Code=%s LogId=%s Message=%s",
+                method,
+                path,
+                code,
+                log_id,
+                message,
+            )
             raise SupplierRejected(code, message, log_id, status_code=status)
         return _field(envelope, "Data")
 

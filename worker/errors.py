@@ -1,11 +1,11 @@
 """The supplier client's exception tree.
 
-    SupplierError                    anything that went wrong talking to the supplier
-    ├── SupplierUnavailable          retriable: timeout, connection error, 429, 5xx, non-JSON body
-    │   └── SupplierOutcomeUnknown   a non-idempotent call (Create, Pay, Refund, Cancel) may or may
-    │                                not have been applied; reconcile before trying again
-    └── SupplierRejected             fatal: the supplier answered IsSuccess false (Code, Message, LogId)
-        └── SupplierBadPayload       the answer was JSON but not the shape the contract promises
+SupplierError                    anything that went wrong talking to the supplier
+├── SupplierUnavailable          retriable: timeout, connection error, 429, 5xx, non-JSON body
+│   └── SupplierOutcomeUnknown   a non-idempotent call (Create, Pay, Refund, Cancel) may or may
+│                                not have been applied; reconcile before trying again
+└── SupplierRejected             fatal: the supplier answered IsSuccess false (Code, Message, LogId)
+    └── SupplierBadPayload       the answer was JSON but not the shape the contract promises
 """
 
 from __future__ import annotations
@@ -30,8 +30,12 @@ class SupplierOutcomeUnknown(SupplierUnavailable):
 class SupplierRejected(SupplierError):
     """The supplier said no (``IsSuccess`` false). Keep ``log_id``: the supplier's support asks for it."""
 
-    def __init__(self, code: int | None, message: str, log_id: str, *, status_code: int | None = None) -> None:
-        super().__init__(f"supplier rejected the request: Code={code} Message={message!r} LogId={log_id!r}")
+    def __init__(
+        self, code: int | None, message: str, log_id: str, *, status_code: int | None = None
+    ) -> None:
+        super().__init__(
+            f"supplier rejected the request: Code={code} Message={message!r} LogId={log_id!r}"
+        )
         self.code = code
         self.message = message
         self.log_id = log_id

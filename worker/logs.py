@@ -46,7 +46,9 @@ class MaskingFilter(logging.Filter):
         record.msg = mask(record.getMessage(), self.secrets)
         record.args = None
         if record.exc_info:
-            record.exc_text = mask(logging.Formatter().formatException(record.exc_info), self.secrets)
+            record.exc_text = mask(
+                logging.Formatter().formatException(record.exc_info), self.secrets
+            )
             record.exc_info = None
         return True
 

@@ -83,7 +83,7 @@ class SupplierModel(BaseModel):
     def _fold_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        canonical = {}
+        canonical: dict[str, str] = {}
         for name, field in cls.model_fields.items():
             alias = field.alias or name
             canonical[alias.lower()] = alias
@@ -91,7 +91,7 @@ class SupplierModel(BaseModel):
         canonical.update({k.lower(): v for k, v in cls._extra_aliases.items()})
         folded: dict[str, Any] = {}
         for key, value in data.items():
-            target = canonical.get(str(key).lower(), key)
+            target = canonical.get(str(key).lower(), str(key))
             if target not in folded or folded[target] is None:
                 folded[target] = value
         return folded
@@ -191,7 +191,9 @@ class PriceRule(SupplierModel):
     booking_day: int = Field(default=0, alias="BookingDay", ge=0)  # 0 no limit
     begin_time: ReqDate = Field(alias="BeginTime")
     end_time: OptDate = Field(default=None, alias="EndTime")
-    price_type: Literal[1, 2, 3] = Field(alias="PriceType")  # 1 range, 2 specific date, 3 open-ended
+    price_type: Literal[1, 2, 3] = Field(
+        alias="PriceType"
+    )  # 1 range, 2 specific date, 3 open-ended
 
 
 class Seat(SupplierModel):
@@ -293,7 +295,10 @@ class PayOrderResult(SupplierModel):
     @classmethod
     def _null_list(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: ([] if v is None and k.lower() == "orderuservouchers" else v) for k, v in data.items()}
+            return {
+                k: ([] if v is None and k.lower() == "orderuservouchers" else v)
+                for k, v in data.items()
+            }
         return data
 
 

@@ -46,8 +46,12 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     client: redis.Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-        limiter = RedisRateLimiter(client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst)
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
+        limiter = RedisRateLimiter(
+            client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst
+        )
     else:
         limiter = TokenBucket(settings.supplier_rate_limit, settings.supplier_burst)
     supplier = SupplierClient.from_settings(settings, rate_limiter=limiter)

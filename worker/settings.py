@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     zzy_sign_key: SecretStr
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
-    supplier_rate_limit: float = Field(default=20.0, gt=0, description="requests per second, all workers")
+    supplier_rate_limit: float = Field(
+        default=20.0, gt=0, description="requests per second, all workers"
+    )
     supplier_burst: int = Field(default=10, ge=1)
     price_concurrency: int = Field(default=4, ge=1, le=64)
     page_size: int = Field(default=100, ge=1, le=1000)

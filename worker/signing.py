@@ -19,7 +19,9 @@ DEFAULT_TOLERANCE_MS = 300_000
 _MAX_HEADER_LEN = 512
 
 
-def signature_bytes(partner_id: int | str, timestamp_ms: int | str, api_path: str, sign_key: str) -> bytes:
+def signature_bytes(
+    partner_id: int | str, timestamp_ms: int | str, api_path: str, sign_key: str
+) -> bytes:
     """Raw HMAC-SHA1 digest of ``f"{PartnerId}{Timestamp}{apiPath}"`` under the sign key."""
     message = f"{partner_id}{timestamp_ms}{api_path}".encode()
     return hmac.new(sign_key.encode(), message, hashlib.sha1).digest()
@@ -30,7 +32,9 @@ def sign(partner_id: int | str, timestamp_ms: int | str, api_path: str, sign_key
     return base64.b64encode(signature_bytes(partner_id, timestamp_ms, api_path, sign_key)).decode()
 
 
-def auth_headers(partner_id: int, sign_key: str, api_path: str, timestamp_ms: int) -> dict[str, str]:
+def auth_headers(
+    partner_id: int, sign_key: str, api_path: str, timestamp_ms: int
+) -> dict[str, str]:
     """The three headers every signed request (and callback) carries."""
     token = sign(partner_id, timestamp_ms, api_path, sign_key)
     return {
@@ -87,7 +91,9 @@ def verify_request(
     ``OrderNotifyHeader.PartnerId``). Never raises; hostile input is a rejection.
     """
     try:
-        return _verify(headers, partner_id, sign_key, api_path, now_ms, tolerance_ms, body_partner_id)
+        return _verify(
+            headers, partner_id, sign_key, api_path, now_ms, tolerance_ms, body_partner_id
+        )
     except Exception:  # pragma: no cover - defence in depth: a verifier must answer, not crash
         return _reject("malformed signature headers")
 
@@ -108,7 +114,11 @@ def _verify(
         return _reject("missing PartnerId, Timestamp or Authorization header")
     if max(len(raw_partner), len(raw_timestamp), len(raw_auth)) > _MAX_HEADER_LEN:
         return _reject("signature header too long")
-    raw_partner, raw_timestamp, raw_auth = raw_partner.strip(), raw_timestamp.strip(), raw_auth.strip()
+    raw_partner, raw_timestamp, raw_auth = (
+        raw_partner.strip(),
+        raw_timestamp.strip(),
+        raw_auth.strip(),
+    )
     if not _is_digits(raw_partner) or int(raw_partner) != partner_id:
         return _reject("PartnerId header does not match our partner id")
     if body_partner_id is not None and str(body_partner_id).strip() != str(partner_id):

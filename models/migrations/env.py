@@ -5,11 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine, create_engine
 
-import models.catalog  # noqa: F401  (registers tables)
+import models.catalog
 from models.base import Base
 
 try:
-    import models.inbox  # noqa: F401
+    import models.inbox
     import models.orders  # noqa: F401
 except ImportError:  # pragma: no cover - tables added by a later migration
     pass

@@ -14,7 +14,13 @@ def test_mask_hides_id_cards_mobiles_tokens_and_secrets() -> None:
         "auth Bearer ZZY-OPENAPI:9258:7UR/sKbbQlXGXWY3NNL8AgOb9jg= key zzy-sandbox-signkey",
         ["zzy-sandbox-signkey"],
     )
-    for secret in ("33010619900101123X", "13812345678", "330106900101123", "7UR/sKbb", "zzy-sandbox-signkey"):
+    for secret in (
+        "33010619900101123X",
+        "13812345678",
+        "330106900101123",
+        "7UR/sKbb",
+        "zzy-sandbox-signkey",
+    ):
         assert secret not in text
     assert "3301" in text and "123X" in text and "138****5678" in text
 

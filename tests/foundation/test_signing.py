@@ -32,7 +32,12 @@ def test_auth_headers_carry_the_contract_token() -> None:
 
 
 def check(headers: dict[str, str], now_ms: int = NOW_MS, **kwargs: object) -> object:
-    options: dict[str, object] = {"partner_id": 9258, "sign_key": KEY, "api_path": PATH, "now_ms": now_ms}
+    options: dict[str, object] = {
+        "partner_id": 9258,
+        "sign_key": KEY,
+        "api_path": PATH,
+        "now_ms": now_ms,
+    }
     options.update(kwargs)
     return verify_request(headers, **options)  # type: ignore[arg-type]
 
@@ -86,15 +91,35 @@ HOSTILE: list[dict[str, str]] = [
     {},
     {"Timestamp": str(NOW_MS), "PartnerId": "9258"},
     {"Timestamp": "ｓｔａｍｐ", "PartnerId": "9258", "Authorization": "Bearer x"},
-    {"Timestamp": str(NOW_MS), "PartnerId": "９２５８", "Authorization": "Bearer ZZY-OPENAPI:9258:AAAA"},
-    {"Timestamp": str(NOW_MS), "PartnerId": "9258", "Authorization": "Bearer ZZY-OPENAPI:9258:not base64!!"},
-    {"Timestamp": str(NOW_MS), "PartnerId": "9258", "Authorization": "Bearer ZZY-OPENAPI:9258:签名"},
+    {
+        "Timestamp": str(NOW_MS),
+        "PartnerId": "９２５８",
+        "Authorization": "Bearer ZZY-OPENAPI:9258:AAAA",
+    },
+    {
+        "Timestamp": str(NOW_MS),
+        "PartnerId": "9258",
+        "Authorization": "Bearer ZZY-OPENAPI:9258:not base64!!",
+    },
+    {
+        "Timestamp": str(NOW_MS),
+        "PartnerId": "9258",
+        "Authorization": "Bearer ZZY-OPENAPI:9258:签名",
+    },
     {"Timestamp": str(NOW_MS), "PartnerId": "9258", "Authorization": "Basic ZZY-OPENAPI:9258:AAAA"},
     {"Timestamp": str(NOW_MS), "PartnerId": "9258", "Authorization": "Bearer " + "A" * 10_000},
-    {"Timestamp": "9" * 10_000, "PartnerId": "9258", "Authorization": "Bearer ZZY-OPENAPI:9258:AAAA"},
+    {
+        "Timestamp": "9" * 10_000,
+        "PartnerId": "9258",
+        "Authorization": "Bearer ZZY-OPENAPI:9258:AAAA",
+    },
     {"Timestamp": "-5", "PartnerId": "9258", "Authorization": "Bearer ZZY-OPENAPI:9258:AAAA"},
     {"Timestamp": str(NOW_MS), "PartnerId": "", "Authorization": ""},
-    {"Timestamp": str(NOW_MS), "PartnerId": "9258", "Authorization": "Bearer ZZY-OPENAPI:9258:AAA="},
+    {
+        "Timestamp": str(NOW_MS),
+        "PartnerId": "9258",
+        "Authorization": "Bearer ZZY-OPENAPI:9258:AAA=",
+    },
 ]
 
 
