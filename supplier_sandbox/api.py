@@ -1,0 +1,209 @@
+"""The eight supplier endpoints of CONTRACT.md, plus the gate every request passes first.
+
+The gate counts the request, waits the configured latency, lets a fault answer instead,
+checks the signature, and applies drift before the view runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from supplier_sandbox.envelope import Rejected
+from supplier_sandbox.faults import Fault
+from supplier_sandbox.order_records import parse_create, parse_pay, parse_refund, parse_verify
+from supplier_sandbox.params import lookup, optional_int, required_date, required_int, required_str
+from supplier_sandbox.replies import current_state, supplier_reply
+from worker.signing import verify_request
+
+PRODUCTS_PATH = "/product/getProductByDistributor"
+PRICES_PATH = "/product/getProductPriceByDistributor"
+ADMIN_PREFIX = "/_admin"
+
+_AUTH_REASONS = {
+    "missing PartnerId, Timestamp or Authorization header": "缺少鉴权请求头",
+    "PartnerId header does not match our partner id": "分销商ID无效",
+    "Timestamp header is not milliseconds since the epoch": "时间戳格式错误",
+    "Timestamp outside the accepted window": "时间戳已过期或超前，请校准服务器时间",
+    "Authorization is not a Bearer token": "Authorization格式错误",
+    "Authorization token is not ZZY-OPENAPI for this partner": "Token格式错误",
+    "signature is not base64": "签名格式错误",
+    "signature does not match": "签名错误",
+}
+_NOT_JSON_BODY = (
+    "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    "<body><h1>502 Bad Gateway</h1><p>网关错误，请稍后重试。</p><hr><p>nginx</p></body></html>"
+)
+
+bp = Blueprint("supplier", __name__)
+
+
+@bp.before_app_request
+def gate() -> Response | None:
+    """Count, delay, fault, authenticate, drift: in that order, as a real front end would."""
+    if request.path.startswith(ADMIN_PREFIX):
+        return None
+    state = current_state()
+    state.traffic.count(request.path)
+    if state.traffic.latency_ms > 0:
+        time.sleep(state.traffic.latency_ms / 1000)
+    fault = state.traffic.transport_fault(request.path, request.args)
+    if fault is not None:
+        answer = _fault_answer(fault)
+        if answer is not None:
+            return answer
+    verdict = verify_request(
+        dict(request.headers.items()),
+        partner_id=state.partner_id,
+        sign_key=state.config.sign_key,
+        api_path=request.path,
+        now_ms=int(time.time() * 1000),
+        tolerance_ms=state.config.tolerance_ms,
+    )
+    if not verdict:
+        reason = _AUTH_REASONS.get(verdict.reason, "鉴权失败")
+        message = f"鉴权失败：{reason}（{verdict.reason}）"
+        return supplier_reply(None, code=401, ok=False, message=message, status=401)
+    g.empty_page = False
+    for serve_fault in state.traffic.serve_faults(request.path, request.args):
+        if serve_fault.kind == "drift_insert":
+            state.catalog.drift_insert()
+        elif serve_fault.kind == "drift_remove":
+            state.catalog.drift_remove()
+        else:
+            g.empty_page = True
+    return None
+
+
+def _fault_answer(fault: Fault) -> Response | None:
+    if fault.kind == "timeout":
+        current_state().traffic.hold(fault.hold_s)
+        return None  # then answer for real: the work is done even if the caller gave up
+    if fault.kind == "not_json":
+        return Response(_NOT_JSON_BODY, status=200, content_type="text/html; charset=utf-8")
+    if fault.kind == "http429":
+        reply = supplier_reply(
+            None,
+            code=429,
+            ok=False,
+            message=fault.message or "请求过于频繁，请稍后再试",
+            status=429,
+        )
+        reply.headers["Retry-After"] = "1"
+        return reply
+    if fault.kind == "rejected":
+        return supplier_reply(
+            None, code=500, ok=False, message=fault.message or "系统繁忙，请稍后再试"
+        )
+    return supplier_reply(
+        None, code=500, ok=False, message=fault.message or "服务器内部错误", status=500
+    )
+
+
+@bp.errorhandler(Rejected)
+def rejected(error: Rejected) -> Response:
+    """A refusal is HTTP 200 with IsSuccess false and a Chinese message."""
+    return supplier_reply(None, code=error.code, ok=False, message=error.message)
+
+
+def _is_empty_page() -> bool:
+    return bool(getattr(g, "empty_page", False))
+
+
+def _json_body() -> Mapping[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Rejected("请求参数格式错误，应为JSON对象")
+    partner = required_int(lookup(body, "PartnerId"), "PartnerId")
+    if partner != current_state().partner_id:
+        raise Rejected("合作ID与请求头PartnerId不一致")
+    return body
+
+
+@bp.get(PRODUCTS_PATH)
+def products() -> Response:
+    """1.1.1: authorized products by ProductId, one page, or just ``productId``."""
+    state = current_state()
+    product_id = optional_int(lookup(request.args, "productId"), "productId")
+    if product_id is not None:
+        payload = state.catalog.served_product(product_id)
+        items, total = ([payload], 1) if payload is not None else ([], 0)
+    else:
+        page_index = required_int(lookup(request.args, "pageIndex"), "pageIndex")
+        page_size = required_int(lookup(request.args, "pageSize"), "pageSize")
+        if page_index < 1:
+            raise Rejected("参数pageIndex必须大于等于1")
+        if page_size < 1:
+            raise Rejected("参数pageSize必须大于0")
+        items, total = state.catalog.page(page_index, min(page_size, state.config.max_page_size))
+    if _is_empty_page():
+        items = []
+    return supplier_reply(
+        {"Products": items, "TotalCount": total}, code=0, ok=True, message="获取成功"
+    )
+
+
+@bp.get(PRICES_PATH)
+def prices() -> Response:
+    """1.1.2: the rules overlapping [StartTime, EndTime] and the sessions within it."""
+    start = required_date(lookup(request.args, "StartTime"), "StartTime")
+    end = required_date(lookup(request.args, "EndTime"), "EndTime")
+    product_id = required_int(lookup(request.args, "productId"), "productId")
+    if end < start:
+        raise Rejected("结束时间不能早于开始时间")
+    window = current_state().catalog.price_window(product_id, start, end)
+    if window is None:
+        raise Rejected("产品不存在或未授权")
+    rules, seats = ([], []) if _is_empty_page() else window
+    data = {
+        "DailyPriceStock": [rule.to_payload() for rule in rules],
+        "ProductSeats": [seat.to_payload() for seat in seats],
+    }
+    return supplier_reply(data, code=0, ok=True, message="获取成功")
+
+
+@bp.post("/order/Verify")
+def verify() -> Response:
+    """1.1.3: the verdict is the envelope itself."""
+    current_state().orders.verify(parse_verify(_json_body()))
+    return supplier_reply(None, code=0, ok=True, message="校验通过")
+
+
+@bp.post("/order/Create")
+def create() -> Response:
+    """1.1.4: a new order awaiting payment."""
+    data = current_state().orders.create(parse_create(_json_body()))
+    return supplier_reply(data, code=1000, ok=True, message="下单成功")
+
+
+@bp.post("/order/Pay")
+def pay() -> Response:
+    """1.1.5: pay, and get the entry codes back."""
+    data = current_state().orders.pay(parse_pay(_json_body()))
+    return supplier_reply(data, code=1, ok=True, message="处理成功")
+
+
+@bp.get("/order/PersonQrCodes")
+def person_qr_codes() -> Response:
+    """1.1.6: visitors' entry codes by the distributor's order number."""
+    origin = required_str(lookup(request.args, "originOrderId"), "originOrderId")
+    data = current_state().orders.person_qr_codes(origin)
+    return supplier_reply(data, code=0, ok=True, message="")
+
+
+@bp.post("/order/Refund")
+def refund() -> Response:
+    """1.1.7: a refund application, reviewed later."""
+    data = current_state().orders.apply_refund(parse_refund(_json_body()))
+    return supplier_reply(data, code=1000, ok=True, message="退款申请成功，等待审核通知")
+
+
+@bp.post("/order/CancelOrder")
+def cancel() -> Response:
+    """1.1.8: cancel an unpaid order (``orderId`` in the query, no body)."""
+    order_id = required_int(lookup(request.args, "orderId"), "orderId")
+    current_state().orders.cancel(order_id)
+    return supplier_reply(None, code=0, ok=True, message="订单已取消")

@@ -1,0 +1,63 @@
+"""``catalog-sync sandbox``: serve the supplier sandbox in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import click
+
+from supplier_sandbox.config import SandboxConfig
+from supplier_sandbox.server import start_sandbox
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8900, show_default=True, help="Port to listen on (0: any).")
+@click.option("--products", default=50, show_default=True, help="Products in the catalog.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the generated catalog.")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Delay added to each request.")
+@click.option(
+    "--fail-rate", default=0.0, show_default=True, help="Share of requests answered with HTTP 500."
+)
+@click.option("--max-page-size", default=100, show_default=True, help="Cap on pageSize.")
+@click.option("--partner-id", default=9258, show_default=True, help="The distributor's partner id.")
+@click.option(
+    "--sign-key",
+    default="zzy-sandbox-signkey",
+    show_default=True,
+    help="HMAC sign key (the contract's public sandbox key).",
+)
+@click.option("--callback-url", default=None, help="Where callbacks are POSTed.")
+@click.option("--quiet", is_flag=True, help="Do not log each request.")
+def sandbox(
+    host: str,
+    port: int,
+    products: int,
+    seed: int,
+    latency_ms: float,
+    fail_rate: float,
+    max_page_size: int,
+    partner_id: int,
+    sign_key: str,
+    callback_url: str | None,
+    quiet: bool,
+) -> None:
+    """Serve a faithful local stand-in of the ticket supplier."""
+    config = SandboxConfig(
+        partner_id=partner_id,
+        sign_key=sign_key,
+        products=products,
+        seed=seed,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        max_page_size=max_page_size,
+        callback_url=callback_url,
+        log_requests=not quiet,
+    )
+    running = start_sandbox(config, host=host, port=port)
+    click.echo(f"supplier sandbox serving {products} products at {running.url}")
+    click.echo(f"admin interface (loopback only): {running.url}/_admin/stats")
+    try:
+        running.wait()
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        running.stop()
