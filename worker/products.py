@@ -1,0 +1,393 @@
+"""The product pass and single-product refreshes: gather, plan (``worker.diff``), apply.
+
+Writes are per page, each in its own transaction, so a pass that dies midway keeps what it
+stored and deauthorizes nothing: deauthorization happens only after a complete pass, product
+by product, each confirmed with 1.1.1 ``productId=``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import utcnow
+from models.catalog import Change, ChangeKind, QuarantinedProduct, SyncRun
+from models.catalog import Product as ProductRow
+from worker.client import SupplierClient
+from worker.diff import (
+    PRICE_DUE_KINDS,
+    LocalProduct,
+    PageShape,
+    RemoteProduct,
+    find_drift,
+    plan_missing,
+    plan_products,
+)
+from worker.errors import SupplierBadPayload, SupplierError
+from worker.payloads import InvalidProduct, Product, ProductPage
+from worker.store import upsert_products
+
+log = logging.getLogger(__name__)
+
+# Payload fields whose column holds text rather than the parsed value.
+_TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
+_HASH_EXCLUDES = frozenset({"product_status"})
+UNCHANGED = "unchanged"
+
+
+@dataclass
+class PassResult:
+    """What a product pass did; ``price_due`` lists products whose prices should be refreshed."""
+
+    run_id: int
+    outcome: str = "running"  # ok | failed | anomaly
+    is_complete: bool = False
+    pages: int = 0
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deauthorized: int = 0
+    reauthorized: int = 0
+    quarantined: int = 0
+    stale: int = 0
+    errors: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    drift: list[str] = field(default_factory=list)
+    price_due: list[int] = field(default_factory=list)
+
+
+def content_hash(product: Product) -> str:
+    """A hash of every contract field but ProductStatus (shelf moves are tracked on their own)."""
+    data = product.model_dump(mode="json", exclude=set(_HASH_EXCLUDES))
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def product_row(product: Product, raw: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The full products row for an upsert (every column but first_seen_at's default)."""
+    row: dict[str, Any] = product.model_dump()
+    for name in _TEXT_COLUMNS:
+        value = row[name]
+        if value is not None:
+            row[name] = value.strftime("%H:%M") if name == "booking_time" else value.isoformat()
+    row.update(
+        raw=raw,
+        content_hash=content_hash(product),
+        is_authorized=True,
+        first_seen_at=now,
+        last_seen_at=now,
+        updated_at=now,
+        deauthorized_at=None,
+    )
+    return row
+
+
+def _remote(product: Product) -> RemoteProduct:
+    return RemoteProduct(
+        product.product_id, product.version, content_hash(product), product.product_status
+    )
+
+
+def _load_local(session: Session, ids: Iterable[int]) -> dict[int, LocalProduct]:
+    rows = session.execute(
+        select(
+            ProductRow.product_id,
+            ProductRow.version,
+            ProductRow.content_hash,
+            ProductRow.product_status,
+            ProductRow.is_authorized,
+        ).where(ProductRow.product_id.in_(list(ids)))
+    )
+    return {row.product_id: LocalProduct(*row) for row in rows}
+
+
+def _raw_of(product: Product) -> dict[str, Any]:
+    """A payload rebuilt from the model, for calls that return no raw item."""
+    return product.model_dump(mode="json", by_alias=True)
+
+
+def apply_products(
+    sessions: sessionmaker[Session],
+    products: Sequence[tuple[Product, dict[str, Any]]],
+    invalid: Sequence[InvalidProduct] = (),
+    *,
+    now: datetime | None = None,
+) -> dict[int, str]:
+    """Plan and write one batch in one transaction; returns each id's outcome (a kind or unchanged)."""
+    now = now or utcnow()
+    latest = {product.product_id: (product, raw) for product, raw in products}
+    outcomes: dict[int, str] = {}
+    with sessions.begin() as session:
+        local = _load_local(session, latest)
+        plan = plan_products((_remote(product) for product, _ in latest.values()), local)
+        rows = [product_row(*latest[pid], now) for pid in plan.writes]
+        written = upsert_products(session, rows)
+        for pid, kind in plan.writes.items():
+            if pid in written:
+                session.add(
+                    Change(
+                        product_id=pid, kind=kind, version=latest[pid][0].version, created_at=now
+                    )
+                )
+                outcomes[pid] = kind.value
+            else:
+                outcomes[pid] = "stale"
+        outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
+        outcomes.update({pid: "stale" for pid in plan.stale})
+        if latest:
+            session.execute(
+                delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(list(latest)))
+            )
+        for item in invalid:
+            if item.product_id is not None and item.product_id not in latest:
+                _quarantine(session, item.product_id, item.raw, item.error, now)
+                outcomes[item.product_id] = "quarantined"
+    return outcomes
+
+
+def _quarantine(session: Session, product_id: int, raw: Any, error: str, now: datetime) -> None:
+    """Keep a bad payload and why; rewritten only when it differs from what is held."""
+    held = session.scalar(
+        select(QuarantinedProduct).where(QuarantinedProduct.product_id == product_id)
+    )
+    if held is None:
+        session.add(
+            QuarantinedProduct(
+                product_id=product_id, raw=raw, error=error, first_seen_at=now, last_seen_at=now
+            )
+        )
+    elif held.raw != raw or held.error != error:
+        held.raw, held.error, held.last_seen_at = raw, error, now
+    log.warning("product %s quarantined: %s", product_id, error)
+
+
+def _deauthorize(sessions: sessionmaker[Session], product_id: int, now: datetime) -> bool:
+    """Soft-delete one confirmed-missing product with a change row; False when already so."""
+    with sessions.begin() as session:
+        version = session.scalar(
+            update(ProductRow)
+            .where(ProductRow.product_id == product_id, ProductRow.is_authorized.is_(True))
+            .values(is_authorized=False, deauthorized_at=now, updated_at=now)
+            .returning(ProductRow.version)
+        )
+        if version is None:
+            return False
+        session.add(
+            Change(
+                product_id=product_id, kind=ChangeKind.DEAUTHORIZED, version=version, created_at=now
+            )
+        )
+    return True
+
+
+def _shape(page: ProductPage) -> PageShape:
+    ids = [p.product_id for p in page.products]
+    ids += [i.product_id for i in page.invalid if i.product_id is not None]
+    unnamed = sum(1 for i in page.invalid if i.product_id is None)
+    return PageShape(page.page_index, page.page_size, page.total_count, tuple(ids), unnamed)
+
+
+def _start_run(sessions: sessionmaker[Session], kind: str) -> int:
+    with sessions.begin() as session:
+        run = SyncRun(kind=kind, started_at=utcnow(), outcome="running")
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish_run(sessions: sessionmaker[Session], result: PassResult) -> None:
+    detail: dict[str, Any] = {"stale": result.stale}
+    if result.drift:
+        detail["drift"] = result.drift[:20]
+    with sessions.begin() as session:
+        session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == result.run_id)
+            .values(
+                finished_at=utcnow(),
+                outcome=result.outcome,
+                is_complete=result.is_complete,
+                pages=result.pages,
+                seen=result.seen,
+                new=result.new,
+                changed=result.changed,
+                unchanged=result.unchanged,
+                deauthorized=result.deauthorized,
+                reauthorized=result.reauthorized,
+                quarantined=result.quarantined,
+                requests=result.requests,
+                errors=result.errors,
+                error=result.error,
+                detail=detail,
+            )
+        )
+
+
+def _tally(result: PassResult, outcomes: dict[int, str], first: dict[int, str]) -> None:
+    """Count each product once per pass, by the first thing that happened to it."""
+    for pid, outcome in outcomes.items():
+        if first.get(pid, UNCHANGED) == UNCHANGED:
+            first[pid] = outcome
+    counts = dict.fromkeys(
+        ("created", "updated", "status", "reauthorized", "quarantined", "stale"), 0
+    )
+    for outcome in first.values():
+        if outcome in counts:
+            counts[outcome] += 1
+    result.seen = len(first)
+    result.new = counts["created"]
+    result.changed = counts["updated"] + counts["status"]
+    result.reauthorized = counts["reauthorized"]
+    result.quarantined = counts["quarantined"]
+    result.stale = counts["stale"]
+    result.unchanged = result.seen - sum(counts.values())
+
+
+def sync_products(
+    sessions: sessionmaker[Session],
+    supplier: SupplierClient,
+    *,
+    max_deauthorize_share: float = 0.2,
+    max_attempts: int = 3,
+    on_page: Callable[[int, int], None] | None = None,
+) -> PassResult:
+    """One product pass: page everything, upsert what moved, then deauthorize what is confirmed gone.
+
+    Never raises a ``SupplierError``: a failed pass is recorded with outcome ``failed``.
+    Drifted paging (TotalCount moving, an id on two pages, a short page) is healed by paging
+    again, up to ``max_attempts`` times; a pass that never pages cleanly is incomplete.
+    """
+    started = time.perf_counter()
+    requests_before = supplier.requests_sent
+    result = PassResult(run_id=_start_run(sessions, "products"))
+    first: dict[int, str] = {}
+    try:
+        for attempt in range(1, max_attempts + 1):
+            shapes: list[PageShape] = []
+            for page in supplier.iter_product_pages():
+                shapes.append(_shape(page))
+                result.pages += 1
+                outcomes = apply_products(
+                    sessions,
+                    [(p, page.raw_by_id.get(p.product_id) or _raw_of(p)) for p in page.products],
+                    page.invalid,
+                )
+                _tally(result, outcomes, first)
+                if on_page is not None:
+                    on_page(len(first), page.total_count)
+            problems = find_drift(shapes)
+            if not problems:
+                result.is_complete = True
+                break
+            log.warning("product pass attempt %s drifted: %s", attempt, "; ".join(problems[:5]))
+            result.drift.extend(f"attempt {attempt}: {p}" for p in problems)
+        if result.is_complete:
+            _confirm_missing(sessions, supplier, result, first, max_deauthorize_share)
+        else:
+            result.outcome, result.error = "failed", "paging kept drifting; nothing deauthorized"
+    except SupplierError as exc:
+        result.outcome, result.error = "failed", str(exc)[:1000]
+        result.errors += 1
+        log.warning("product pass %s failed: %s", result.run_id, exc)
+    except BaseException as exc:
+        result.outcome, result.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+        raise
+    finally:
+        if result.outcome == "running":
+            result.outcome = "ok"
+        result.price_due = sorted(pid for pid, kind in first.items() if kind in PRICE_DUE_KINDS)
+        result.requests = supplier.requests_sent - requests_before
+        result.seconds = time.perf_counter() - started
+        _finish_run(sessions, result)
+    return result
+
+
+def _confirm_missing(
+    sessions: sessionmaker[Session],
+    supplier: SupplierClient,
+    result: PassResult,
+    first: dict[int, str],
+    max_share: float,
+) -> None:
+    with sessions() as session:
+        authorized = session.scalars(
+            select(ProductRow.product_id).where(ProductRow.is_authorized.is_(True))
+        ).all()
+    plan = plan_missing(authorized, first, is_complete=True, max_share=max_share)
+    if plan.anomaly is not None:
+        result.outcome, result.error = "anomaly", plan.anomaly
+        log.error("product pass %s: %s", result.run_id, plan.anomaly)
+        return
+    for product_id in plan.to_confirm:
+        try:
+            product = supplier.get_product(product_id)
+        except SupplierBadPayload as exc:
+            with sessions.begin() as session:
+                _quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
+            result.quarantined += 1
+            continue
+        except SupplierError as exc:
+            result.errors += 1
+            log.warning("could not confirm product %s is gone: %s", product_id, exc)
+            continue
+        if product is None:
+            result.deauthorized += _deauthorize(sessions, product_id, utcnow())
+            continue
+        # Paging missed it but it is there: store it like any page item.
+        outcomes = apply_products(sessions, [(product, _raw_of(product))])
+        _tally(result, outcomes, first)
+
+
+def sync_one_product(
+    sessions: sessionmaker[Session], supplier: SupplierClient, product_id: int
+) -> str:
+    """Re-fetch one product (1.1.1 ``productId=``) and apply it; returns the change kind or "unchanged".
+
+    Idempotent. Deauthorizes (with a change row) when the supplier no longer returns it.
+    """
+    try:
+        product = supplier.get_product(product_id)
+    except SupplierBadPayload as exc:
+        with sessions.begin() as session:
+            _quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
+        return "quarantined"
+    if product is None:
+        return (
+            ChangeKind.DEAUTHORIZED.value
+            if _deauthorize(sessions, product_id, utcnow())
+            else UNCHANGED
+        )
+    outcome = apply_products(sessions, [(product, _raw_of(product))])[product_id]
+    return UNCHANGED if outcome == "stale" else outcome
+
+
+def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: int) -> bool:
+    """Apply an off/on-shelf notice at once, with one "status" change row; False when nothing to do."""
+    now = utcnow()
+    with sessions.begin() as session:
+        row = session.scalar(
+            select(ProductRow).where(ProductRow.product_id == product_id).with_for_update()
+        )
+        if row is None or row.product_status == status:
+            return False
+        raw = dict(row.raw)
+        key = next((k for k in raw if k.lower() == "productstatus"), "ProductStatus")
+        raw[key] = status
+        row.raw, row.product_status, row.updated_at = raw, status, now
+        session.add(
+            Change(
+                product_id=product_id, kind=ChangeKind.STATUS, version=row.version, created_at=now
+            )
+        )
+    return True

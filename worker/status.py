@@ -1,0 +1,85 @@
+"""What ``catalog-sync status`` shows: the last runs, counts and freshness, as plain data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import utcnow
+from models.catalog import Change, Product, QuarantinedProduct, SyncRun
+
+
+def _run_json(run: SyncRun) -> dict[str, Any]:
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "outcome": run.outcome,
+        "is_complete": run.is_complete,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "pages": run.pages,
+        "seen": run.seen,
+        "new": run.new,
+        "changed": run.changed,
+        "unchanged": run.unchanged,
+        "deauthorized": run.deauthorized,
+        "reauthorized": run.reauthorized,
+        "quarantined": run.quarantined,
+        "requests": run.requests,
+        "errors": run.errors,
+        "error": run.error,
+        "seconds": round(seconds, 3) if seconds is not None else None,
+    }
+
+
+def collect_status(
+    sessions: sessionmaker[Session], *, now: datetime | None = None, runs: int = 10
+) -> dict[str, Any]:
+    """Counts, price freshness and the last runs, JSON-ready."""
+    now = now or utcnow()
+    authorized = Product.is_authorized.is_(True)
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Product)) or 0
+        n_authorized = session.scalar(select(func.count()).where(authorized)) or 0
+        on_shelf = (
+            session.scalar(select(func.count()).where(authorized, Product.product_status == 1)) or 0
+        )
+        never = (
+            session.scalar(
+                select(func.count()).where(authorized, Product.prices_refreshed_at.is_(None))
+            )
+            or 0
+        )
+        oldest = session.scalar(select(func.min(Product.prices_refreshed_at)).where(authorized))
+        newest = session.scalar(select(func.max(Product.prices_refreshed_at)).where(authorized))
+        quarantined = session.scalar(select(func.count()).select_from(QuarantinedProduct)) or 0
+        last_seq = session.scalar(select(func.max(Change.seq)))
+        recent = session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(runs)).all()
+        last_products = session.scalar(
+            select(SyncRun)
+            .where(SyncRun.kind == "products", SyncRun.outcome != "running")
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        )
+    if oldest is not None and isinstance(oldest, datetime) and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return {
+        "products": {
+            "total": total,
+            "authorized": n_authorized,
+            "on_shelf": on_shelf,
+            "quarantined": quarantined,
+        },
+        "prices": {
+            "never_refreshed": never,
+            "oldest_refresh_age_s": round((now - oldest).total_seconds(), 1) if oldest else None,
+            "newest_refresh_at": newest.isoformat() if newest else None,
+        },
+        "changes": {"last_seq": last_seq},
+        "last_run": _run_json(last_products) if last_products is not None else None,
+        "runs": [_run_json(run) for run in recent],
+    }

@@ -1,0 +1,41 @@
+"""The dialect upsert of product rows, in one function (PostgreSQL and SQLite agree on the syntax)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models.catalog import Product
+
+# Never rewritten by an upsert: the first sighting stays the first.
+_KEEP_ON_CONFLICT = frozenset({"product_id", "first_seen_at"})
+
+
+def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """Insert or update product rows; a row never replaces one with a higher Version.
+
+    Returns the ids actually written, so the caller records change rows only for those
+    (a concurrent writer that stored a newer Version meanwhile wins the race).
+    """
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert: Any
+    if dialect == "postgresql":
+        insert = postgresql.insert(Product)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(Product)
+    else:  # pragma: no cover - only the two supported databases
+        raise NotImplementedError(f"no upsert for {dialect}")
+    columns = [name for name in rows[0] if name not in _KEEP_ON_CONFLICT]
+    statement: Insert = insert.values(list(rows)).on_conflict_do_update(
+        index_elements=[Product.product_id],
+        set_={name: insert.excluded[name] for name in columns},
+        where=Product.version <= insert.excluded.version,
+    )
+    written = session.scalars(statement.returning(Product.product_id))
+    return set(written)

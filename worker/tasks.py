@@ -1,0 +1,136 @@
+"""Thin Celery tasks around the sync functions: ids in, retries and ack policy, nothing else.
+
+Every task is idempotent (running one twice stores the same thing), so ``acks_late`` is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy import select
+
+from models.catalog import Product
+from worker.celery_app import ROLLING_PRIORITY, URGENT_PRIORITY, get_app
+from worker.diff import PRICE_DUE_KINDS
+from worker.errors import SupplierUnavailable
+from worker.locks import holding, lock_dir_for, pass_lock
+from worker.prices import drop_expired_days, due_for_refresh, refresh_prices
+from worker.products import sync_one_product, sync_products
+from worker.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+
+PASS_TIME_LIMIT_S = 900
+RETRY = {
+    "autoretry_for": (SupplierUnavailable,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 6,
+}
+
+
+def _send(name: str, args: list[Any], *, urgent: bool) -> None:
+    get_app().send_task(name, args=args, priority=URGENT_PRIORITY if urgent else ROLLING_PRIORITY)
+
+
+def queue_product_refresh(product_id: int, *, urgent: bool = True) -> None:
+    """Enqueue a re-fetch of one product (1.1.1 ``productId=``); urgent ones overtake rolling work."""
+    _send("worker.tasks.refresh_product", [product_id], urgent=urgent)
+
+
+def queue_price_refresh(product_id: int, *, urgent: bool = True) -> None:
+    """Enqueue a price refresh of one product; urgent ones overtake rolling work."""
+    queued_at = None if urgent else datetime.now().astimezone().isoformat()
+    _send("worker.tasks.refresh_product_prices", [product_id, queued_at], urgent=urgent)
+
+
+def _product_pass() -> dict[str, Any]:
+    """One product pass, unless another worker is running one."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    lock = pass_lock(
+        runtime.redis, lock_dir_for(settings.database_url), ttl_s=PASS_TIME_LIMIT_S + 60
+    )
+    with holding(lock) as taken:
+        if not taken:
+            log.info("product pass skipped: another pass holds the lock")
+            return {"outcome": "skipped"}
+        result = sync_products(
+            runtime.sessions, runtime.supplier, max_deauthorize_share=settings.deauthorize_max_share
+        )
+    for product_id in result.price_due:
+        queue_price_refresh(product_id, urgent=False)
+    return {"outcome": result.outcome, "run_id": result.run_id, "price_due": len(result.price_due)}
+
+
+def _rolling_price_refresh() -> int:
+    """Queue the next rolling batch (oldest prices first) and drop days that left the window."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    drop_expired_days(runtime.sessions)
+    batch = due_for_refresh(
+        runtime.sessions,
+        interval_s=settings.price_refresh_interval_s,
+        max_age=settings.price_max_age,
+        cap=settings.price_batch_size,
+    )
+    for product_id in batch:
+        queue_price_refresh(product_id, urgent=False)
+    return len(batch)
+
+
+def _refresh_product_prices(product_id: int, queued_at: str | None = None) -> bool:
+    """Refresh one product's prices; a rolling one already overtaken by a newer refresh is skipped."""
+    runtime = get_runtime()
+    if queued_at is not None and _refreshed_since(
+        runtime.sessions, product_id, datetime.fromisoformat(queued_at)
+    ):
+        return False
+    return refresh_prices(
+        runtime.sessions,
+        runtime.supplier,
+        product_id,
+        window_days=runtime.settings.price_window_days,
+    )
+
+
+def _refresh_product(product_id: int) -> str:
+    """Re-fetch one product; queue its prices when it is new, moved or back."""
+    runtime = get_runtime()
+    kind = sync_one_product(runtime.sessions, runtime.supplier, product_id)
+    if kind in PRICE_DUE_KINDS:
+        queue_price_refresh(product_id, urgent=True)
+    return kind
+
+
+def _refreshed_since(sessions: Any, product_id: int, moment: datetime) -> bool:
+    with sessions() as session:
+        stamp = session.scalar(
+            select(Product.prices_refreshed_at).where(Product.product_id == product_id)
+        )
+    return stamp is not None and stamp >= moment
+
+
+# Registered by name so ``send_task`` needs no import of this module.
+product_pass = shared_task(
+    name="worker.tasks.product_pass",
+    soft_time_limit=PASS_TIME_LIMIT_S - 60,
+    time_limit=PASS_TIME_LIMIT_S,
+)(_product_pass)
+rolling_price_refresh = shared_task(
+    name="worker.tasks.rolling_price_refresh", soft_time_limit=50, time_limit=60
+)(_rolling_price_refresh)
+refresh_product_prices = shared_task(
+    name="worker.tasks.refresh_product_prices",
+    acks_late=True,
+    soft_time_limit=60,
+    time_limit=90,
+    **RETRY,
+)(_refresh_product_prices)
+refresh_product = shared_task(
+    name="worker.tasks.refresh_product", acks_late=True, soft_time_limit=60, time_limit=90, **RETRY
+)(_refresh_product)
