@@ -137,11 +137,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     op.drop_table("order_refunds")
-
     op.drop_table("orders")
-
     op.drop_table("inbox_signatures")
-
     op.drop_table("inbox")

@@ -1,0 +1,123 @@
+"""Coalescing repeated product notices into one refresh per window, with a trailing edge.
+
+The first notice in a window refreshes at once; the first one after it schedules a single
+trailing refresh at the window's end (so a change made after the first fetch is not lost);
+any others in the window are dropped. Redis (SET NX PX) holds the window across workers;
+``LocalCoalescer`` is the process-local fallback for the embedded mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "catalog-sync:coalesce:"
+# The trailing refresh runs a little after the window closes, so it is never coalesced itself.
+TRAILING_MARGIN_S = 0.25
+
+
+@dataclass(frozen=True)
+class Decision:
+    run_now: bool
+    run_after_s: float | None = None  # schedule one trailing refresh this many seconds from now
+
+    @property
+    def is_dropped(self) -> bool:
+        return not self.run_now and self.run_after_s is None
+
+
+NOW = Decision(run_now=True)
+DROP = Decision(run_now=False)
+
+
+class Coalescer(Protocol):
+    def claim(self, key: str, window_s: float) -> Decision:
+        """Decide what a notice for ``key`` does in the current window."""
+        ...
+
+    def restart(self, key: str, window_s: float) -> None:
+        """Open a new window now (a trailing refresh is about to run)."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Close the window (the refresh failed; the retry must not be coalesced away)."""
+        ...
+
+
+class RedisCoalescer:
+    """Windows in Redis, shared by every worker. Fails open: with Redis away, refresh now."""
+
+    def __init__(self, client: redis.Redis, prefix: str = KEY_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def claim(self, key: str, window_s: float) -> Decision:
+        window_ms = int(window_s * 1000)
+        if window_ms <= 0:
+            return NOW
+        lead, trail = f"{self.prefix}{key}", f"{self.prefix}{key}:trailing"
+        try:
+            if self.client.set(lead, "1", nx=True, px=window_ms):
+                return NOW
+            remaining_ms = int(self.client.pttl(lead))
+            if remaining_ms <= 0:
+                return NOW
+            if self.client.set(trail, "1", nx=True, px=remaining_ms):
+                return Decision(run_now=False, run_after_s=remaining_ms / 1000 + TRAILING_MARGIN_S)
+            return DROP
+        except redis.RedisError as exc:
+            log.warning("coalescing unavailable (%s); refreshing without it", type(exc).__name__)
+            return NOW
+
+    def restart(self, key: str, window_s: float) -> None:
+        window_ms = int(window_s * 1000)
+        if window_ms <= 0:
+            return
+        try:
+            self.client.set(f"{self.prefix}{key}", "1", px=window_ms)
+        except redis.RedisError as exc:
+            log.warning("coalescing unavailable (%s)", type(exc).__name__)
+
+    def release(self, key: str) -> None:
+        try:
+            self.client.delete(f"{self.prefix}{key}")
+        except redis.RedisError as exc:
+            log.warning("coalescing unavailable (%s)", type(exc).__name__)
+
+
+class LocalCoalescer:
+    """The same windows in this process's memory (embedded mode: one worker process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lead: dict[str, float] = {}
+        self._trail: dict[str, float] = {}
+
+    def claim(self, key: str, window_s: float) -> Decision:
+        if window_s <= 0:
+            return NOW
+        now = time.monotonic()
+        with self._lock:
+            lead_until = self._lead.get(key, 0.0)
+            if lead_until <= now:
+                self._lead[key] = now + window_s
+                return NOW
+            if self._trail.get(key, 0.0) <= now:
+                self._trail[key] = lead_until
+                return Decision(run_now=False, run_after_s=lead_until - now + TRAILING_MARGIN_S)
+            return DROP
+
+    def restart(self, key: str, window_s: float) -> None:
+        with self._lock:
+            self._lead[key] = time.monotonic() + window_s
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._lead.pop(key, None)

@@ -1,0 +1,118 @@
+"""The order ledger: plain functions applying order notices inside the caller's transaction.
+
+Each is idempotent (a notice applied twice leaves the same ledger) and tolerant of order:
+redemption counts never move backwards, and a notice for an unknown order creates its row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callbacks.sql import insert_ignore
+from models.base import utcnow
+from models.orders import Order, OrderRefund
+from worker.logs import mask_id_card, mask_mobile
+from worker.payloads import RedemptionNotice, RefundNotice, TicketNotice
+
+
+def order_for(session: Session, order_id: int, origin_order_id: str | None = None) -> Order:
+    """The ledger row for a supplier order, created when first heard of, locked for update."""
+    now = utcnow()
+    insert_ignore(
+        session,
+        Order,
+        {
+            "supplier_order_id": order_id,
+            "origin_order_id": origin_order_id or None,
+            "visitor_vouchers": [],
+            "redeemed_vouchers": [],
+            "refunded_vouchers": [],
+            "checked_number": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    order = session.scalars(
+        select(Order)
+        .where(Order.supplier_order_id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if origin_order_id and not order.origin_order_id:
+        order.origin_order_id = origin_order_id
+    order.updated_at = now
+    return order
+
+
+def _union(existing: list[Any], new: list[str]) -> list[Any]:
+    merged = list(existing or [])
+    merged.extend(code for code in new if code and code not in merged)
+    return merged
+
+
+def record_ticket(session: Session, notice: TicketNotice) -> Order:
+    """Tickets issued (1) or failed (2), with the order's and each visitor's voucher."""
+    order = order_for(session, notice.order_id, notice.origin_order_id)
+    order.ticket_status = notice.ticket_status
+    vouchers = notice.voucher_code
+    if vouchers is not None:
+        if vouchers.order_voucher_code:
+            order.order_voucher_code = vouchers.order_voucher_code
+        if vouchers.order_user_vouchers:
+            # Masked again here: the inbox holds masked values already; this keeps it so.
+            order.visitor_vouchers = [
+                {
+                    "voucher_code": v.voucher_code,
+                    "id_card_no": mask_id_card(v.id_card_no),
+                    "mobile": _masked_mobile(v.mobile),
+                }
+                for v in vouchers.order_user_vouchers
+            ]
+    return order
+
+
+def _masked_mobile(value: str | None) -> str | None:
+    if value and "*" in value:
+        return value
+    return mask_mobile(value)
+
+
+def record_redemption(session: Session, notice: RedemptionNotice) -> Order:
+    """Gate redemptions: ``CheckedNumber`` of ``OrderTotal``; a late, lower count changes nothing."""
+    order = order_for(session, notice.order_id, notice.origin_order_id)
+    if notice.checked_number >= order.checked_number:
+        order.checked_number = notice.checked_number
+        order.order_total = notice.order_total
+        if notice.voucher_type is not None:
+            order.voucher_type = notice.voucher_type
+    elif order.order_total is None:
+        order.order_total = notice.order_total
+    order.redeemed_vouchers = _union(order.redeemed_vouchers, list(notice.voucher_code))
+    return order
+
+
+def record_refund(session: Session, notice: RefundNotice, inbox_id: int) -> Order:
+    """A refund review (approved 1 / rejected 2), kept as its own row; once per inbox row."""
+    order = order_for(session, notice.order_id)
+    added = insert_ignore(
+        session,
+        OrderRefund,
+        {
+            "supplier_order_id": notice.order_id,
+            "inbox_id": inbox_id,
+            "refund_apply_no": (notice.refund_apply_no or "").strip() or None,
+            "refund_status": notice.refund_status,
+            "refund_reason": (notice.refund_reason or "").strip() or None,
+            "voucher_codes": list(notice.voucher_code),
+            "is_supplier_forced": notice.is_supplier_forced,
+            "received_at": utcnow(),
+        },
+    )
+    if added:
+        order.refund_status = notice.refund_status
+        if notice.refund_status == 1:
+            order.refunded_vouchers = _union(order.refunded_vouchers, list(notice.voucher_code))
+    return order

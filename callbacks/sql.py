@@ -1,0 +1,32 @@
+"""The one dialect-specific statement the callbacks need: insert unless the key exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Insert, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+
+def insert_ignore(
+    session: Session, model: Any, values: dict[str, Any], *, returning: Any = None
+) -> Any:
+    """Insert a row unless a unique key clashes; return the ``returning`` value, or ``True``.
+
+    ``None`` (or ``False`` without ``returning``) means the row already existed. On PostgreSQL a
+    clash with an uncommitted row waits for that transaction, so concurrent callers agree.
+    """
+    dialect = session.get_bind().dialect.name
+    statement: Insert
+    if dialect == "postgresql":
+        statement = pg_insert(model).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite_insert(model).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two tested dialects are supported
+        statement = insert(model).values(**values)
+    if returning is not None:
+        return session.execute(statement.returning(returning)).scalar()
+    result = session.execute(statement)
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -1,0 +1,129 @@
+"""Thin Celery tasks for the callback inbox: inbox row ids in, nothing personal in arguments.
+
+``relay_inbox`` belongs on beat every 60 s (``RELAY_SCHEDULE_S``), beside the sync's entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, shared_task
+
+from callbacks.coalesce import Coalescer, LocalCoalescer, RedisCoalescer
+from callbacks.processing import Catalog, process_message, run_follow_up
+from callbacks.relay import plan_relay
+from models.base import utcnow
+from worker.runtime import Runtime, get_runtime
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK = "callbacks.tasks.process_inbox"
+FOLLOW_UP_TASK = "callbacks.tasks.follow_up_refresh"
+RELAY_TASK = "callbacks.tasks.relay_inbox"
+RELAY_SCHEDULE_S = 60.0
+STALE_AFTER_S = 60.0  # a pending row untouched this long has lost its task (or failed)
+URGENT_PRIORITY = 0  # worker.celery_app.URGENT_PRIORITY: notifications overtake rolling work
+
+_local_coalescer = LocalCoalescer()
+
+
+def celery_for(settings: Settings, **options: Any) -> Celery:
+    """The project's Celery app (the sync's factory), configured for ``settings``."""
+    from worker.celery_app import create_celery
+
+    return create_celery(settings, **options)
+
+
+def sender_for(app: Celery) -> Callable[[int], None]:
+    """Publish one ``process_inbox`` message, once (no publish retries: the relay is the retry)."""
+
+    def send(inbox_id: int) -> None:
+        app.send_task(PROCESS_TASK, args=[inbox_id], priority=URGENT_PRIORITY, retry=False)
+
+    return send
+
+
+def catalog_for(runtime: Runtime) -> Catalog:
+    """The catalog sync's functions bound to this process's sessions and supplier client."""
+    from worker.prices import refresh_prices
+    from worker.products import set_shelf_status, sync_one_product
+    from worker.tasks import queue_product_refresh
+
+    window = runtime.settings.price_window_days
+    return Catalog(
+        set_shelf_status=lambda pid, status: set_shelf_status(runtime.sessions, pid, status),
+        refresh_product=lambda pid: sync_one_product(runtime.sessions, runtime.supplier, pid),
+        refresh_prices=lambda pid: refresh_prices(
+            runtime.sessions, runtime.supplier, pid, window_days=window
+        ),
+        queue_product_refresh=lambda pid: queue_product_refresh(pid, urgent=True),
+    )
+
+
+def coalescer_for(runtime: Runtime) -> Coalescer:
+    if runtime.redis is not None:
+        return RedisCoalescer(runtime.redis)
+    return _local_coalescer
+
+
+def _process_inbox(inbox_id: int) -> str:
+    """Apply one inbox row (idempotent); schedule its trailing refresh when coalesced."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    outcome = process_message(
+        runtime.sessions,
+        inbox_id,
+        catalog=catalog_for(runtime),
+        coalescer=coalescer_for(runtime),
+        window_s=settings.product_notice_coalesce_s,
+        max_attempts=settings.inbox_max_attempts,
+        secrets=[settings.zzy_sign_key.get_secret_value()],
+    )
+    if outcome.follow_up_s is not None:
+        follow_up_refresh.apply_async(
+            args=[inbox_id], countdown=outcome.follow_up_s, priority=URGENT_PRIORITY
+        )
+    return outcome.state
+
+
+def _follow_up_refresh(inbox_id: int) -> str:
+    """The trailing refresh of a coalesced product notice."""
+    runtime = get_runtime()
+    return run_follow_up(
+        runtime.sessions,
+        inbox_id,
+        catalog=catalog_for(runtime),
+        coalescer=coalescer_for(runtime),
+        window_s=runtime.settings.product_notice_coalesce_s,
+    )
+
+
+def _relay_inbox(stale_after_s: float = STALE_AFTER_S) -> dict[str, int]:
+    """Re-queue rows not processed in time; park those out of attempts; prune the replay cache."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    with runtime.sessions.begin() as session:
+        plan = plan_relay(
+            session,
+            now=utcnow(),
+            stale_after_s=stale_after_s,
+            max_attempts=settings.inbox_max_attempts,
+            signature_ttl_s=2 * settings.callback_tolerance_s + 60,
+        )
+    for inbox_id in plan.requeue:
+        process_inbox.apply_async(args=[inbox_id], priority=URGENT_PRIORITY)
+    if plan.requeue or plan.parked:
+        log.info("relay: re-queued %s, parked %s", len(plan.requeue), len(plan.parked))
+    return {"requeued": len(plan.requeue), "parked": len(plan.parked)}
+
+
+process_inbox = shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=True)(_process_inbox)
+follow_up_refresh = shared_task(name=FOLLOW_UP_TASK, acks_late=True, ignore_result=True)(
+    _follow_up_refresh
+)
+relay_inbox = shared_task(name=RELAY_TASK, ignore_result=True, expires=RELAY_SCHEDULE_S)(
+    _relay_inbox
+)
