@@ -1,0 +1,25 @@
+"""``catalog-sync api``: serve the read API locally (gunicorn serves it in production)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind")
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535))
+def api(host: str, port: int) -> None:
+    """Serve the catalog read API on HOST:PORT with settings from the environment."""
+    from werkzeug.serving import run_simple
+
+    from catalog_api.app import create_app
+    from worker.logs import configure_logging
+    from worker.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    secrets = [settings.catalog_api_token.get_secret_value()] if settings.catalog_api_token else []
+    configure_logging(settings.log_level, secrets)
+    run_simple(host, port, create_app(settings), threaded=True)

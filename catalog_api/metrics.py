@@ -1,0 +1,160 @@
+"""Prometheus metrics on a per-app registry: catalog figures read from the database at scrape
+time, and this process's request counts and latencies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_api import queries
+from catalog_api.context import state
+
+bp = Blueprint("metrics", __name__)
+
+OUTCOMES = ("ok", "failed", "anomaly", "running")
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    return Response(generate_latest(state().registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask, registry: CollectorRegistry) -> None:
+    """Register the catalog collector and per-request instrumentation on ``registry``."""
+    api_state = app.extensions["catalog_api"]
+    registry.register(CatalogCollector(api_state.sessions, api_state.clock))
+    requests_total = Counter(
+        "catalog_api_requests",
+        "Requests answered, by route and status.",
+        ["route", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "catalog_api_request_duration_seconds",
+        "Time to answer a request, by route.",
+        ["route"],
+        registry=registry,
+    )
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        requests_total.labels(route, str(response.status_code)).inc()
+        started = g.get("metrics_started")
+        if started is not None:
+            latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+
+class CatalogCollector(Collector):
+    """Reads the catalog's figures on each scrape, so every process reports the same numbers."""
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        return []  # figures come from the database: nothing to collect at registration
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "catalog_api_database_up", "1 when the last scrape read the database."
+        )
+        try:
+            with self.sessions() as session:
+                families = list(self._families(session, self.clock()))
+        except SQLAlchemyError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self, session: Session, now: datetime) -> Iterator[Metric]:
+        products = GaugeMetricFamily(
+            "catalog_products",
+            "Products stored, by shelf status and authorization.",
+            labels=["status", "authorized"],
+        )
+        seen: dict[tuple[str, str], int] = {
+            (s, a): 0 for s in ("on_shelf", "off_shelf") for a in ("true", "false")
+        }
+        for count in queries.product_counts(session):
+            status = "on_shelf" if count.product_status == 1 else "off_shelf"
+            key = (status, "true" if count.is_authorized else "false")
+            seen[key] = seen[key] + count.count
+        for (status, authorized), value in sorted(seen.items()):
+            products.add_metric([status, authorized], value)
+        yield products
+
+        oldest, never = queries.oldest_price_refresh(session)
+        age = GaugeMetricFamily(
+            "catalog_prices_oldest_refresh_age_seconds",
+            "Age of the stalest price calendar among authorized products (0 when none refreshed).",
+        )
+        age.add_metric([], (now - oldest).total_seconds() if oldest is not None else 0.0)
+        yield age
+        missing = GaugeMetricFamily(
+            "catalog_products_without_prices",
+            "Authorized products whose prices were never refreshed.",
+        )
+        missing.add_metric([], never)
+        yield missing
+
+        outcome = GaugeMetricFamily(
+            "catalog_sync_last_run_outcome",
+            "1 for the outcome of the latest finished pass of each kind, 0 for the others.",
+            labels=["kind", "outcome"],
+        )
+        finished = GaugeMetricFamily(
+            "catalog_sync_last_run_finished_timestamp_seconds",
+            "When the latest finished pass of each kind ended (Unix time).",
+            labels=["kind"],
+        )
+        for run in queries.last_runs(session):
+            for name in sorted({*OUTCOMES, run.outcome}):
+                outcome.add_metric([run.kind, name], 1 if name == run.outcome else 0)
+            if run.finished_at is not None:
+                finished.add_metric([run.kind], run.finished_at.timestamp())
+        yield outcome
+        yield finished
+
+        success_age = GaugeMetricFamily(
+            "catalog_sync_last_success_age_seconds",
+            "Seconds since the latest pass of each kind that ended ok.",
+            labels=["kind"],
+        )
+        for kind, at in sorted(queries.last_successful_finish(session).items()):
+            success_age.add_metric([kind], (now - at).total_seconds())
+        yield success_age
+
+        last_seq = GaugeMetricFamily("catalog_changes_last_seq", "Highest change seq stored.")
+        last_seq.add_metric([], queries.last_change_seq(session))
+        yield last_seq
+
+        backlog = queries.inbox_backlog(session)
+        if backlog is not None:
+            inbox = GaugeMetricFamily(
+                "catalog_inbox_backlog", "Callback inbox rows pending or failed (to retry)."
+            )
+            inbox.add_metric([], backlog)
+            yield inbox

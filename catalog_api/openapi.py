@@ -1,0 +1,338 @@
+"""The OpenAPI 3.1 document of this API, written by hand to match the real responses (the test
+suite checks that with schemathesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from catalog_api.params import DEFAULT_LIMIT, MAX_CALENDAR_DAYS, MAX_ID, MAX_LIMIT
+from catalog_api.representations import PRODUCT_FIELDS
+
+bp = Blueprint("openapi", __name__)
+
+MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "description": "decimal, 2 places"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+DATE = {"type": "string", "format": "date"}
+ID = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+
+_TEXT_FIELDS = {
+    "product_code",
+    "ticket_get_address",
+    "product_desc",
+    "product_kind",
+    "scenic_spots",
+    "out_id",
+    "begin_effective_time",
+    "end_effective_time",
+    "booking_time",
+}
+_REQUIRED_INT_FIELDS = {"product_id", "version", "product_status"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _product_properties() -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name in PRODUCT_FIELDS:
+        if name == "product_name":
+            properties[name] = {"type": "string"}
+        elif name in _TEXT_FIELDS:
+            properties[name] = {"type": ["string", "null"]}
+        elif name in _REQUIRED_INT_FIELDS:
+            properties[name] = {"type": "integer"}
+        else:
+            properties[name] = {"type": ["integer", "null"]}
+    properties.update(
+        status={"type": "string", "enum": ["on_shelf", "off_shelf"]},
+        authorized={"type": "boolean"},
+        updated_at=TIMESTAMP,
+        prices_refreshed_at=_nullable(TIMESTAMP),
+        deauthorized_at=_nullable(TIMESTAMP),
+    )
+    return properties
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(properties),
+        "additionalProperties": False,
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+ERRORS = {
+    "400": {"description": "a parameter is malformed or out of range", "content": _json("Error")},
+    "401": {"description": "the bearer token is missing or wrong", "content": _json("Error")},
+}
+NOT_FOUND = {"404": {"description": "no such product", "content": _json("Error")}}
+ETAG_HEADER = {
+    "ETag": {"schema": {"type": "string"}, "description": "strong validator of the body"}
+}
+NOT_MODIFIED = {"304": {"description": "If-None-Match matched the current ETag"}}
+PRODUCT_ID = {"name": "product_id", "in": "path", "required": True, "schema": ID}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    product = _product_properties()
+    detail = dict(product)
+    detail.update(
+        lowest_sale_price=_nullable(MONEY),
+        price_window=_object({"from": DATE, "to": DATE}),
+    )
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Catalog read API",
+            "version": "1.0.0",
+            "description": (
+                "Read-only access to the distributor's local copy of the supplier catalog. "
+                "Money is a decimal string, dates are ISO 8601, calendar dates are Asia/Shanghai."
+            ),
+        },
+        "security": [{}, {"bearer": []}],
+        "paths": {
+            "/catalog/products": {
+                "get": {
+                    "operationId": "listProducts",
+                    "summary": "Products in product_id order, keyset-paginated",
+                    "parameters": [
+                        _query(
+                            "status",
+                            {"type": "string", "enum": ["on_shelf", "off_shelf"]},
+                            "shelf status; any when absent",
+                        ),
+                        _query("scenic_id", ID, "only this scenic spot"),
+                        _query(
+                            "authorized",
+                            {"type": "string", "enum": ["true", "false", "any"], "default": "true"},
+                            "authorization; true by default",
+                        ),
+                        _query(
+                            "updated_since",
+                            {"type": "string", "format": "date-time"},
+                            "updated at or after: a date-time with an offset, or YYYY-MM-DD (midnight Asia/Shanghai)",
+                        ),
+                        _query(
+                            "limit",
+                            limit,
+                            f"page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT}",
+                        ),
+                        _query("cursor", {"type": "string"}, "next_cursor from the previous page"),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "a page of products",
+                            "content": _json("ProductPage"),
+                        },
+                        **ERRORS,
+                    },
+                }
+            },
+            "/catalog/products/{product_id}": {
+                "get": {
+                    "operationId": "getProduct",
+                    "summary": "One product with the lowest sale price over the price window",
+                    "parameters": [PRODUCT_ID, IF_NONE_MATCH],
+                    "responses": {
+                        "200": {
+                            "description": "the product",
+                            "headers": ETAG_HEADER,
+                            "content": _json("ProductDetail"),
+                        },
+                        **NOT_MODIFIED,
+                        **ERRORS,
+                        **NOT_FOUND,
+                    },
+                }
+            },
+            "/catalog/products/{product_id}/calendar": {
+                "get": {
+                    "operationId": "getCalendar",
+                    "summary": "Priced days between from and to (inclusive) with their sessions",
+                    "parameters": [
+                        PRODUCT_ID,
+                        _query("from", DATE, "first day; default today (Asia/Shanghai)"),
+                        _query(
+                            "to",
+                            DATE,
+                            f"last day; default from + price_window_days; span at most {MAX_CALENDAR_DAYS} days",
+                        ),
+                        IF_NONE_MATCH,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the calendar",
+                            "headers": ETAG_HEADER,
+                            "content": _json("Calendar"),
+                        },
+                        **NOT_MODIFIED,
+                        **ERRORS,
+                        **NOT_FOUND,
+                    },
+                }
+            },
+            "/catalog/changes": {
+                "get": {
+                    "operationId": "listChanges",
+                    "summary": "The change feed after a seq, in order; follow next_after",
+                    "parameters": [
+                        _query("after", ID, "the last seq already read (next_after); 0 by default"),
+                        _query(
+                            "limit",
+                            limit,
+                            f"page size, default {DEFAULT_LIMIT}, at most {MAX_LIMIT}",
+                        ),
+                    ],
+                    "responses": {
+                        "200": {"description": "a page of changes", "content": _json("ChangePage")},
+                        **ERRORS,
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "401": ERRORS["401"],
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness; never needs the token",
+                    "security": [{}],
+                    "responses": {
+                        "200": {"description": "alive", "content": _json("Health")},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus text exposition",
+                    "responses": {
+                        "200": {
+                            "description": "metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": ERRORS["401"],
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _object({"error": {"type": "string"}, "message": {"type": "string"}}),
+                "Health": _object({"status": {"type": "string", "const": "ok"}}),
+                "Product": _object(product),
+                "ProductDetail": _object(detail),
+                "ProductPage": _object(
+                    {
+                        "products": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Product"},
+                        },
+                        "next_cursor": {"type": ["string", "null"]},
+                    }
+                ),
+                "TimedSession": _object(
+                    {
+                        "start_time": {"type": "string"},
+                        "end_time": {"type": "string"},
+                        "seats_code": {"type": "string"},
+                        "seats_num": {"type": "integer"},
+                    }
+                ),
+                "CalendarDay": _object(
+                    {
+                        "date": DATE,
+                        "price": MONEY,
+                        "sale_price": MONEY,
+                        "market_price": MONEY,
+                        "stock": {
+                            "type": ["integer", "null"],
+                            "description": "null when unlimited",
+                        },
+                        "booking_days": {"type": "integer"},
+                        "sessions": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/TimedSession"},
+                        },
+                    }
+                ),
+                "Calendar": _object(
+                    {
+                        "product_id": {"type": "integer"},
+                        "from": DATE,
+                        "to": DATE,
+                        "days": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/CalendarDay"},
+                        },
+                    }
+                ),
+                "Change": _object(
+                    {
+                        "seq": {"type": "integer"},
+                        "product_id": {"type": "integer"},
+                        "kind": {
+                            "type": "string",
+                            "description": "created, updated, status, prices, deauthorized, reauthorized",
+                        },
+                        "version": {"type": ["integer", "null"]},
+                        "created_at": TIMESTAMP,
+                        "detail": {"type": ["object", "null"]},
+                    }
+                ),
+                "ChangePage": _object(
+                    {
+                        "changes": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Change"},
+                        },
+                        "next_after": {"type": "integer"},
+                        "has_more": {"type": "boolean"},
+                    }
+                ),
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def serve() -> Response:
+    return jsonify(document())

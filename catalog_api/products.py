@@ -1,0 +1,100 @@
+"""Products: the list with filters and keyset pagination, one product, and its calendar."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Response, abort, jsonify, request
+
+from catalog_api import queries, representations
+from catalog_api.context import db, state
+from catalog_api.params import (
+    SHANGHAI,
+    calendar_range,
+    decode_cursor,
+    encode_cursor,
+    parse_authorized,
+    parse_date,
+    parse_id,
+    parse_limit,
+    parse_status,
+    parse_updated_since,
+)
+
+bp = Blueprint("products", __name__, url_prefix="/catalog/products")
+
+
+@bp.get("")
+def list_products() -> Response:
+    args = request.args
+    limit = parse_limit(args.get("limit"))
+    where = queries.ProductFilter(
+        product_status=parse_status(args.get("status")),
+        scenic_id=parse_id("scenic_id", args.get("scenic_id")),
+        is_authorized=parse_authorized(args.get("authorized")),
+        updated_since=parse_updated_since(args.get("updated_since")),
+    )
+    after = decode_cursor(args.get("cursor"))
+    rows = queries.list_products(db(), where, after, limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].product_id) if len(rows) > limit else None
+    return jsonify(
+        {"products": [representations.product(r) for r in page], "next_cursor": next_cursor}
+    )
+
+
+@bp.get("/<product_id>")
+def get_product(product_id: str) -> Response:
+    key = _product_key(product_id)
+    session = db()
+    row = queries.get_product(session, key)
+    if row is None:
+        abort(404, f"no product {key}")
+    first = state().clock().astimezone(SHANGHAI).date()
+    last = first + timedelta(days=state().settings.price_window_days)
+    body = representations.product(row)
+    body["lowest_sale_price"] = representations.money(
+        queries.lowest_sale_price(session, key, first, last)
+    )
+    body["price_window"] = {"from": first.isoformat(), "to": last.isoformat()}
+    return _conditional(jsonify(body))
+
+
+@bp.get("/<product_id>/calendar")
+def get_calendar(product_id: str) -> Response:
+    key = _product_key(product_id)
+    today = state().clock().astimezone(SHANGHAI).date()
+    first, last = calendar_range(
+        parse_date("from", request.args.get("from")),
+        parse_date("to", request.args.get("to")),
+        today,
+        state().settings.price_window_days,
+    )
+    session = db()
+    if not queries.product_exists(session, key):
+        abort(404, f"no product {key}")
+    days = queries.calendar(session, key, first, last)
+    return _conditional(
+        jsonify(
+            {
+                "product_id": key,
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "days": [representations.calendar_day(d) for d in days],
+            }
+        )
+    )
+
+
+def _product_key(raw: str) -> int:
+    key = parse_id("product_id", raw)
+    assert key is not None
+    return key
+
+
+def _conditional(response: Response) -> Response:
+    """A strong ETag over the body; a matching If-None-Match gets 304 without it."""
+    response.add_etag()
+    response.headers["Cache-Control"] = "no-cache"
+    response.make_conditional(request)
+    return response
