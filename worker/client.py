@@ -4,7 +4,7 @@ One long-lived ``httpx.Client`` is injected; every request is signed over the ex
 it sends. Failures map to the tree in ``worker.errors``; no httpx type leaks out.
 
 Retries: reads (the two product GETs, PersonQrCodes, and Verify, which changes nothing) are
-retried on ``SupplierUnavailable`` with exponential backoff and jitter. Create, Pay, Refund and
+retried on ``SupplierUnavailable`` with exponential backoff and full jitter. Create, Pay, Refund and
 Cancel are sent once: the supplier promises no idempotency, so a failure in flight raises
 ``SupplierOutcomeUnknown`` and the caller reconciles by ``OriginOrderId``.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from worker.errors import (
     SupplierBadPayload,
@@ -165,22 +166,26 @@ class SupplierClient:
         size = page_size or self.page_size
         index = 1
         received = 0
-        most_seen_total = 0
+        page_limit = 0
         while True:
             data = self._call("GET", PRODUCTS_PATH, params={"pageIndex": index, "pageSize": size})
             page = self._parse_page(data, index, size)
             yield page
-            most_seen_total = max(most_seen_total, page.total_count)
             if page.size == 0:
                 return
             received += page.size
             if received >= page.total_count:
                 return
-            if index == 1 and page.size < size:
-                size = page.size
+            if index == 1:
+                if page.size < size:
+                    size = page.size
+                # Room for the catalog to double mid-pass; past that the supplier is broken.
+                page_limit = 2 * math.ceil(page.total_count / size) + 10
             index += 1
-            if index > most_seen_total + 1:
-                raise SupplierBadPayload(None, "product paging did not converge", "")
+            if index > page_limit:
+                raise SupplierBadPayload(
+                    None, f"product paging did not end after {page_limit} pages", ""
+                )
 
     def list_products(self) -> list[Product]:
         """Every authorized product (invalid entries skipped; use the pages to see them)."""
@@ -320,10 +325,8 @@ class SupplierClient:
         retrying = Retrying(
             retry=retry_if_exception_type(SupplierUnavailable),
             stop=stop_after_attempt(self._read_retries + 1),
-            wait=wait_exponential_jitter(
-                initial=self._backoff_initial_s,
-                max=self._backoff_max_s,
-                jitter=self._backoff_initial_s,
+            wait=wait_random_exponential(
+                multiplier=self._backoff_initial_s, max=self._backoff_max_s
             ),
             reraise=True,
         )
