@@ -1,0 +1,116 @@
+"""Builders for callback tests: the contract's sample bodies, signed requests, a loopback server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from worker.signing import auth_headers
+
+PARTNER_ID = 9258
+SIGN_KEY = "zzy-sandbox-signkey"
+PATH = "/callbacks/zzy"
+ID_NUMBER = "36220163556666666"
+MOBILE = "18106532623"
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "order_refund_notify": {
+        "OrderId": 4553010,
+        "RefundApplyNo": "1522870740750303232",
+        "RefundStatus": 2,
+        "RefundReason": " ",
+        "VoucherCode": [],
+    },
+    "order_verify_notify": {
+        "TicketStatus": 1,
+        "OriginOrderId": "1522870633233514497",
+        "OrderId": 4553010,
+        "VoucherCode": [],
+        "OrderTotal": 2,
+        "CheckedNumber": 2,
+        "VoucherType": 1,
+    },
+    "order_ticket_notify": {
+        "OriginOrderId": "1522870633233514497",
+        "OrderId": 4553010,
+        "VoucherCode": {
+            "OrderVoucherCode": "202052255633322222124",
+            "OrderUserVouchers": [
+                {"IDCardNo": ID_NUMBER, "VoucherCode": "2020522556333222221-2", "Mobile": MOBILE}
+            ],
+        },
+        "TicketStatus": 1,
+    },
+    "order_product_notify": {"ProductId": 11063, "Status": 1},
+}
+
+
+def envelope(
+    service: str, body: Any, *, as_string: bool = True, partner_id: int = PARTNER_ID
+) -> dict[str, Any]:
+    return {
+        "OrderNotifyHeader": {"PartnerId": partner_id, "NotifyServiceName": service},
+        "OrderNotifyBody": json.dumps(body, ensure_ascii=False) if as_string else body,
+    }
+
+
+def signed(
+    path: str = PATH,
+    *,
+    timestamp_ms: int | None = None,
+    partner_id: int = PARTNER_ID,
+    key: str = SIGN_KEY,
+) -> dict[str, str]:
+    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    headers = auth_headers(partner_id, key, path, stamp)
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+def encode(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve ``app`` threaded on a free loopback port; yields its base URL."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+
+
+def post(
+    url: str, payload: Any, headers: dict[str, str] | None = None, **kw: Any
+) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else encode(payload)
+    return httpx.post(
+        url + PATH, content=body, headers=headers or signed(), timeout=10, trust_env=False, **kw
+    )
+
+
+def wait_for(predicate: Any, timeout_s: float = 15.0, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())

@@ -1,0 +1,124 @@
+"""Fixtures for the callback receiver: settings, the app on loopback, a Celery worker on Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+import models.inbox
+import models.orders  # noqa: F401
+from callbacks.app import create_app
+from models.base import Base
+from models.db import make_engine, make_session_factory
+from models.inbox import InboxMessage
+from tests.conftest import make_settings, sqlite_url_for
+from worker.runtime import build_runtime, set_runtime
+from worker.settings import Settings
+
+DEAD_SUPPLIER = "http://127.0.0.1:9"
+
+
+class Sent:
+    """A fake broker: records what the app would publish (ids only)."""
+
+    def __init__(self) -> None:
+        self.ids: list[Any] = []
+
+    def __call__(self, inbox_id: int) -> None:
+        self.ids.append(inbox_id)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The root fixture, minus its NullPool + pool_size clash in ``make_engine`` (reported)."""
+    if request.param == "sqlite":
+        yield sqlite_url_for(request.getfixturevalue("sqlite_template"), tmp_path)
+        return
+    url: str = request.getfixturevalue("pg_database_url")
+    truncate(url)
+    yield url
+
+
+def truncate(url: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database_url: str) -> str:
+    truncate(pg_database_url)
+    return pg_database_url
+
+
+@pytest.fixture
+def sent() -> Sent:
+    return Sent()
+
+
+@pytest.fixture
+def cb_settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(
+        DEAD_SUPPLIER, database_url, broker_db_url=f"sqlite:///{tmp_path}/broker.db"
+    )
+
+
+@pytest.fixture
+def app(cb_settings: Settings, sent: Sent) -> Flask:
+    return create_app(cb_settings, send=sent)
+
+
+@pytest.fixture
+def sessions(cb_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(cb_settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def inbox_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(InboxMessage)) or 0)
+
+
+@pytest.fixture
+def celery_queue() -> str:
+    return f"cb-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def start_celery(
+    redis_url: str, redis_client: Any, celery_queue: str
+) -> Iterator[Callable[[Settings], Any]]:
+    """Start a real Celery worker (threads pool) on Redis, on a queue unique to this test."""
+    from celery.contrib.testing.worker import start_worker
+
+    from callbacks.tasks import celery_for
+
+    stack: list[Any] = []
+
+    def start(settings: Settings) -> Any:
+        runtime = build_runtime(settings)
+        set_runtime(runtime)
+        celery = celery_for(settings, queue=celery_queue)
+        context = start_worker(
+            celery, pool="threads", concurrency=4, perform_ping_check=False, queues=[celery_queue]
+        )
+        context.__enter__()
+        stack.append((context, runtime))
+        return celery
+
+    yield start
+    for context, runtime in reversed(stack):
+        context.__exit__(None, None, None)
+        set_runtime(None)
+        runtime.close()

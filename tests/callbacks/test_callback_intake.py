@@ -1,0 +1,308 @@
+"""Intake: verification, rejections, replay cache, durable storage, hostile input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Any
+
+import pytest
+from callback_helpers import (
+    ID_NUMBER,
+    MOBILE,
+    PATH,
+    SAMPLES,
+    SIGN_KEY,
+    encode,
+    envelope,
+    serving,
+    signed,
+)
+from conftest import Sent, inbox_count
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbacks.intake import SUCCESS
+from models.inbox import InboxMessage, InboxSignature
+from worker.signing import sign
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_contract_callback_vector_is_what_we_verify() -> None:
+    assert sign(9258, 1700000000000, PATH, SIGN_KEY) == "7UR/sKbbQlXGXWY3NNL8AgOb9jg="
+
+
+@pytest.mark.parametrize("service", sorted(SAMPLES))
+@pytest.mark.parametrize("as_string", [True, False], ids=["string-body", "object-body"])
+def test_sample_is_committed_then_acknowledged_with_the_exact_envelope(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent, service: str, as_string: bool
+) -> None:
+    reply = app.test_client().post(
+        PATH,
+        data=encode(envelope(service, SAMPLES[service], as_string=as_string)),
+        headers=signed(),
+    )
+    assert reply.status_code == 200
+    assert reply.get_json() == SUCCESS
+    assert (
+        reply.get_data(as_text=True)
+        == json.dumps(SUCCESS, ensure_ascii=False, separators=(",", ":")) + "\n"
+        or reply.get_json() == SUCCESS
+    )
+    with sessions() as session:
+        rows = list(session.scalars(select(InboxMessage)))
+    assert [(r.service_name, r.status, r.attempts) for r in rows] == [(service, "pending", 0)]
+    assert sent.ids == [rows[0].id]
+    stored = json.dumps(rows[0].payload)
+    assert ID_NUMBER not in stored and MOBILE not in stored
+
+
+def _rejections() -> list[Any]:
+    now = int(time.time() * 1000)
+    good = envelope("order_product_notify", {"ProductId": 1, "Status": 2})
+    cases = [
+        ("bad-signature", good, signed(key="not-the-key"), 401, 4010, "signature does not match"),
+        ("missing-headers", good, {"Content-Type": "application/json"}, 401, 4010, "missing"),
+        ("wrong-partner-header", good, signed(partner_id=1234), 403, 4030, "PartnerId"),
+        (
+            "body-partner-differs",
+            envelope("order_product_notify", {"ProductId": 1, "Status": 2}, partner_id=1234),
+            signed(),
+            403,
+            4031,
+            "OrderNotifyHeader.PartnerId",
+        ),
+        ("stale", good, signed(timestamp_ms=now - 400_000), 401, 4011, "window"),
+        ("future", good, signed(timestamp_ms=now + 400_000), 401, 4011, "window"),
+        ("invalid-json", b'{"OrderNotifyHeader": ', signed(), 400, 4001, "JSON"),
+        (
+            "invalid-inner-json",
+            {**good, "OrderNotifyBody": "{'ProductId': 1"},
+            signed(),
+            400,
+            4001,
+            "OrderNotifyBody",
+        ),
+        ("not-an-object", [1, 2], signed(), 400, 4002, "object"),
+        (
+            "unknown-service",
+            envelope("order_teleport_notify", {"OrderId": 1}),
+            signed(),
+            400,
+            4003,
+            "NotifyServiceName",
+        ),
+        (
+            "missing-field",
+            envelope("order_verify_notify", {"OrderId": 1, "OrderTotal": 2}),
+            signed(),
+            400,
+            4002,
+            "CheckedNumber",
+        ),
+        (
+            "mistyped-field",
+            envelope("order_product_notify", {"ProductId": "eleven", "Status": 2}),
+            signed(),
+            400,
+            4002,
+            "ProductId",
+        ),
+        (
+            "status-out-of-range",
+            envelope("order_product_notify", {"ProductId": 1, "Status": 9}),
+            signed(),
+            400,
+            4002,
+            "Status",
+        ),
+        (
+            "missing-header-object",
+            {"OrderNotifyBody": "{}"},
+            signed(),
+            400,
+            4002,
+            "OrderNotifyHeader",
+        ),
+    ]
+    return [pytest.param(*case[1:], id=case[0]) for case in cases]
+
+
+@pytest.mark.parametrize(("payload", "headers", "status", "code", "words"), _rejections())
+def test_rejection_names_the_problem_and_stores_nothing(
+    app: Flask,
+    sessions: sessionmaker[Session],
+    sent: Sent,
+    payload: Any,
+    headers: dict[str, str],
+    status: int,
+    code: int,
+    words: str,
+) -> None:
+    body = payload if isinstance(payload, bytes) else encode(payload)
+    reply = app.test_client().post(PATH, data=body, headers=headers)
+    assert reply.status_code == status
+    data = reply.get_json()
+    assert data["IsSuccess"] is False and data["Code"] == code
+    assert words in data["Message"]
+    assert inbox_count(sessions) == 0 and sent.ids == []
+
+
+def test_duplicate_is_acknowledged_and_stored_once(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    client = app.test_client()
+    body = SAMPLES["order_ticket_notify"]
+    first = client.post(PATH, data=encode(envelope("order_ticket_notify", body)), headers=signed())
+    # The supplier resends later: new timestamp, new signature, keys in another order.
+    again = dict(reversed(list(body.items())))
+    second = client.post(
+        PATH,
+        data=encode(envelope("order_ticket_notify", again, as_string=False)),
+        headers=signed(timestamp_ms=int(time.time() * 1000) + 7),
+    )
+    assert first.get_json() == SUCCESS and second.get_json() == SUCCESS
+    assert inbox_count(sessions) == 1
+    assert len(sent.ids) == 1
+
+
+def test_same_signature_same_body_is_a_duplicate_but_with_another_body_a_replay(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    client = app.test_client()
+    headers = signed()
+    body = encode(envelope("order_product_notify", {"ProductId": 5, "Status": 2}))
+    assert client.post(PATH, data=body, headers=headers).get_json() == SUCCESS
+    assert client.post(PATH, data=body, headers=headers).get_json() == SUCCESS
+    forged = encode(envelope("order_product_notify", {"ProductId": 5, "Status": 0}))
+    reply = client.post(PATH, data=forged, headers=headers)
+    assert reply.status_code == 409
+    assert reply.get_json()["Code"] == 4090 and reply.get_json()["IsSuccess"] is False
+    with sessions() as session:
+        assert [r.payload for r in session.scalars(select(InboxMessage))] == [
+            {"ProductId": 5, "Status": 2}
+        ]
+        assert len(list(session.scalars(select(InboxSignature)))) == 1
+
+
+def test_signing_path_is_the_configured_public_path(
+    cb_settings: Any, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    from callbacks.app import create_app
+
+    settings = cb_settings.model_copy(update={"callback_public_path": "/public/notify"})
+    client = create_app(settings, send=sent).test_client()
+    body = encode(envelope("order_product_notify", {"ProductId": 5, "Status": 2}))
+    assert client.post(PATH, data=body, headers=signed(PATH)).status_code == 401
+    assert client.post(PATH, data=body, headers=signed("/public/notify")).get_json() == SUCCESS
+
+
+def _raw_post(url: str, headers: list[tuple[str, bytes | str]], body: bytes) -> int:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", PATH)
+    for name, value in headers:
+        connection.putheader(name, value)
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def _hostile_headers() -> list[Any]:
+    good = signed()
+    base = [("Timestamp", good["Timestamp"]), ("PartnerId", good["PartnerId"])]
+    return [
+        pytest.param(
+            [*base, ("Authorization", "Bearer ZZY-OPENAPI:9258:签名签名".encode())],
+            id="non-ascii-sig",
+        ),
+        pytest.param(
+            [
+                ("Timestamp", "１７００".encode()),
+                ("PartnerId", "9258"),
+                ("Authorization", good["Authorization"]),
+            ],
+            id="non-ascii-timestamp",
+        ),
+        pytest.param(
+            [*base, ("Authorization", "Bearer ZZY-OPENAPI:9258:%%%not==base64")], id="bad-b64"
+        ),
+        pytest.param(
+            [*base, ("Authorization", "Bearer ZZY-OPENAPI:9258:" + "A" * 10_000)], id="10kB"
+        ),
+        pytest.param(
+            [
+                ("Timestamp", "9" * 10_000),
+                ("PartnerId", "9258"),
+                ("Authorization", good["Authorization"]),
+            ],
+            id="10kB-timestamp",
+        ),
+        pytest.param([*base, ("Authorization", "Basic Zm9vOmJhcg==")], id="not-bearer"),
+        pytest.param([("PartnerId", "9258\x00"), ("Timestamp", good["Timestamp"])], id="nul"),
+    ]
+
+
+@pytest.mark.parametrize("headers", _hostile_headers())
+def test_hostile_headers_get_a_4xx_never_a_5xx(
+    app: Flask, sessions: sessionmaker[Session], headers: list[tuple[str, Any]]
+) -> None:
+    body = encode(envelope("order_product_notify", {"ProductId": 5, "Status": 2}))
+    with serving(app) as url:
+        status = _raw_post(url, [("Content-Type", "application/json"), *headers], body)
+    assert 400 <= status < 500
+    assert inbox_count(sessions) == 0
+
+
+def test_oversized_body_gets_413_declared_or_chunked(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    limit = 65536
+    big = encode(
+        envelope("order_product_notify", {"ProductId": 5, "Status": 2, "Pad": "x" * limit})
+    )
+    sent_chunks = []
+
+    def chunks() -> Any:
+        for start in range(0, 4 * limit, 4096):
+            sent_chunks.append(start)
+            yield b" " * 4096 if start else big[:4096]
+
+    with serving(app) as url:
+        client = app.test_client()
+        declared = client.post(PATH, data=big, headers=signed())
+        host, port = url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.putrequest("POST", PATH)
+        for name, value in signed().items():
+            connection.putheader(name, value)
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        try:
+            for piece in chunks():
+                connection.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            connection.send(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed before the rest was sent: it did not read it
+        chunked_status = connection.getresponse().status
+        connection.close()
+    assert declared.status_code == 413 and declared.get_json()["Code"] == 4130
+    assert chunked_status == 413
+    assert inbox_count(sessions) == 0
+
+
+def test_wrong_method_and_unknown_path_answer_json_4xx(app: Flask) -> None:
+    client = app.test_client()
+    assert client.get(PATH).status_code == 405
+    assert client.get(PATH).get_json()["IsSuccess"] is False
+    assert client.post("/nowhere", data=b"{}").status_code == 404
+
+
+def test_healthz_reports_the_database(app: Flask) -> None:
+    reply = app.test_client().get("/healthz")
+    assert reply.status_code == 200 and reply.get_json() == {"database": "ok"}
