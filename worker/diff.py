@@ -13,7 +13,7 @@ from models.catalog import ChangeKind
 
 @dataclass(frozen=True)
 class RemoteProduct:
-    """What a page said about one product (``content_hash`` leaves out ProductStatus)."""
+    """What a page said about one product (``content_hash`` leaves out Version and ProductStatus)."""
 
     product_id: int
     version: int
@@ -73,10 +73,12 @@ def classify(remote: RemoteProduct, local: LocalProduct | None) -> ChangeKind | 
         return ChangeKind.CREATED
     if not local.is_authorized:
         return ChangeKind.REAUTHORIZED
-    if remote.version > local.version or remote.content_hash != local.content_hash:
+    if remote.content_hash != local.content_hash:
         return ChangeKind.UPDATED
     if remote.product_status != local.product_status:
-        return ChangeKind.STATUS
+        return ChangeKind.STATUS  # a shelf move, whether or not the supplier bumped Version
+    if remote.version > local.version:
+        return ChangeKind.UPDATED
     return None
 
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # Payload fields whose column holds text rather than the parsed value.
 _TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
-_HASH_EXCLUDES = frozenset({"product_status"})
+_HASH_EXCLUDES = frozenset({"product_status", "version"})
 UNCHANGED = "unchanged"
 
 
@@ -69,7 +69,7 @@ class PassResult:
 
 
 def content_hash(product: Product) -> str:
-    """A hash of every contract field but ProductStatus (shelf moves are tracked on their own)."""
+    """A hash of every contract field but Version and ProductStatus (each compared on its own)."""
     data = product.model_dump(mode="json", exclude=set(_HASH_EXCLUDES))
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -272,6 +272,7 @@ def sync_products(
     requests_before = supplier.requests_sent
     result = PassResult(run_id=_start_run(sessions, "products"))
     first: dict[int, str] = {}
+    clean_seen: set[int] = set()
     try:
         for attempt in range(1, max_attempts + 1):
             shapes: list[PageShape] = []
@@ -289,11 +290,14 @@ def sync_products(
             problems = find_drift(shapes)
             if not problems:
                 result.is_complete = True
+                # What this clean attempt saw, not the union: a product seen only by a drifted
+                # attempt may be gone, so it is confirmed like any other missing one.
+                clean_seen = {pid for shape in shapes for pid in shape.ids}
                 break
             log.warning("product pass attempt %s drifted: %s", attempt, "; ".join(problems[:5]))
             result.drift.extend(f"attempt {attempt}: {p}" for p in problems)
         if result.is_complete:
-            _confirm_missing(sessions, supplier, result, first, max_deauthorize_share)
+            _confirm_missing(sessions, supplier, result, first, clean_seen, max_deauthorize_share)
         else:
             result.outcome, result.error = "failed", "paging kept drifting; nothing deauthorized"
     except SupplierError as exc:
@@ -318,13 +322,14 @@ def _confirm_missing(
     supplier: SupplierClient,
     result: PassResult,
     first: dict[int, str],
+    seen: set[int],
     max_share: float,
 ) -> None:
     with sessions() as session:
         authorized = session.scalars(
             select(ProductRow.product_id).where(ProductRow.is_authorized.is_(True))
         ).all()
-    plan = plan_missing(authorized, first, is_complete=True, max_share=max_share)
+    plan = plan_missing(authorized, seen, is_complete=True, max_share=max_share)
     if plan.anomaly is not None:
         result.outcome, result.error = "anomaly", plan.anomaly
         log.error("product pass %s: %s", result.run_id, plan.anomaly)

@@ -1,0 +1,389 @@
+"""The product pass and price refresh against the sandbox over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.catalog import Change, ChangeKind, DailyPrice, QuarantinedProduct
+from models.catalog import Product as ProductRow
+from models.catalog import Session as SessionRow
+from supplier_sandbox.server import SandboxConfig
+from worker.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.payloads import Product
+from worker.prices import price_window, refresh_many, refresh_prices
+from worker.products import PassResult, apply_products, product_row, sync_one_product, sync_products
+from worker.store import upsert_products
+
+from .helpers import WriteProbe, make_client
+
+WINDOW = 60
+
+
+def full_sync(
+    sessions: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> PassResult:
+    result = sync_products(sessions, supplier)
+    assert result.outcome == "ok", result.error
+    refresh_many(
+        sessions, supplier, result.price_due, today=sandbox.state.today, window_days=WINDOW
+    )
+    return result
+
+
+def changes_after(sessions: sessionmaker[Session], seq: int) -> list[tuple[int, str]]:
+    with sessions() as session:
+        rows = session.execute(
+            select(Change.product_id, Change.kind).where(Change.seq > seq).order_by(Change.seq)
+        )
+        return [(pid, kind) for pid, kind in rows]
+
+
+def last_seq(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.max(Change.seq))) or 0
+
+
+def stored(sessions: sessionmaker[Session], product_id: int) -> ProductRow:
+    with sessions() as session:
+        row = session.get(ProductRow, product_id)
+        assert row is not None
+        return row
+
+
+def assert_matches_truth(sessions: sessionmaker[Session], sandbox: Any) -> None:
+    """Every authorized product, calendar day and session equals the sandbox's own truth."""
+    catalog = sandbox.state.catalog
+    start, end = price_window(sandbox.state.today, WINDOW)
+    with sessions() as session:
+        rows = {
+            r.product_id: r
+            for r in session.scalars(select(ProductRow).where(ProductRow.is_authorized))
+        }
+        truth = catalog.true_products()
+        assert sorted(rows) == [p["ProductId"] for p in truth]
+        for payload in truth:
+            expected = product_row(
+                Product.model_validate(payload), payload, rows[payload["ProductId"]].updated_at
+            )
+            row = rows[payload["ProductId"]]
+            for column, value in expected.items():
+                if column not in {"raw", "first_seen_at", "last_seen_at", "updated_at"}:
+                    assert getattr(row, column) == value, (payload["ProductId"], column)
+            assert row.raw == payload
+            days = session.execute(
+                select(
+                    DailyPrice.day,
+                    DailyPrice.price,
+                    DailyPrice.sale_price,
+                    DailyPrice.market_price,
+                    DailyPrice.stock,
+                    DailyPrice.booking_days,
+                )
+                .where(DailyPrice.product_id == row.product_id)
+                .order_by(DailyPrice.day)
+            ).all()
+            oracle = catalog.calendar(row.product_id, start, end)
+            assert [tuple(d) for d in days] == [
+                (o.date, o.price, o.sale_price, o.market_price, o.stock, o.booking_days)
+                for o in oracle
+            ], row.product_id
+            seats = session.execute(
+                select(
+                    SessionRow.day,
+                    SessionRow.start_time,
+                    SessionRow.end_time,
+                    SessionRow.seats_code,
+                    SessionRow.seats_num,
+                )
+                .where(SessionRow.product_id == row.product_id)
+                .order_by(SessionRow.day, SessionRow.start_time)
+            ).all()
+            assert [tuple(s) for s in seats] == [
+                (s.day, s.start, s.end, s.code, s.capacity)
+                for s in catalog.seats(row.product_id, start, end)
+            ], row.product_id
+
+
+def test_full_sync_equals_sandbox_truth(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    assert_matches_truth(session_factory, sandbox)
+    with session_factory() as session:
+        kinds = session.execute(select(Change.kind, func.count()).group_by(Change.kind)).all()
+    assert dict(kinds) == {"created": 30, "prices": 30}
+
+
+def test_unchanged_pass_makes_only_page_requests_and_rewrites_no_row(
+    engine: Engine, session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    probe = WriteProbe(engine)
+    probe.start()
+    sandbox.state.traffic.reset_stats()
+
+    result = sync_products(session_factory, supplier)
+
+    assert (result.outcome, result.unchanged, result.price_due) == ("ok", 30, [])
+    assert sandbox.state.traffic.stats()["by_path"] == {PRODUCTS_PATH: 1}
+    assert probe.writes() == {}
+    # A price refresh that finds nothing new writes no rule, day, session or change row either.
+    probe = WriteProbe(engine, ("price_rules", "daily_prices", "sessions", "changes"))
+    probe.start()
+    assert (
+        refresh_prices(
+            session_factory, supplier, 10001, today=sandbox.state.today, window_days=WINDOW
+        )
+        is False
+    )
+    assert probe.writes() == {}
+
+
+def test_each_kind_of_change_is_reflected_exactly_with_one_change_row(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    catalog = sandbox.state.catalog
+    bumped, repriced, shelved, withdrawn = catalog.authorized_ids()[:4]
+    catalog.bump_version(bumped, {"ProductName": "改过的名字"})
+    catalog.reprice(repriced, delta="1.50")
+    catalog.set_shelf(shelved, on_shelf=False)
+    catalog.deauthorize(withdrawn)
+    (added,) = catalog.add_products(1)
+    before = last_seq(session_factory)
+
+    result = sync_products(session_factory, supplier)
+    assert result.outcome == "ok"
+    assert sorted(result.price_due) == sorted([bumped, added])
+    assert sorted(changes_after(session_factory, before)) == sorted(
+        [(bumped, "updated"), (shelved, "status"), (withdrawn, "deauthorized"), (added, "created")]
+    )
+    # The reprice bumped nothing: the price refresh (rolling or notified) is what catches it.
+    before = last_seq(session_factory)
+    today = sandbox.state.today
+    changed = {
+        pid: refresh_prices(session_factory, supplier, pid, today=today, window_days=WINDOW)
+        for pid in catalog.authorized_ids()
+    }
+    assert {pid for pid, was in changed.items() if was} == {repriced, added}
+    assert sorted(changes_after(session_factory, before)) == sorted(
+        [(repriced, "prices"), (added, "prices")]
+    )
+    assert stored(session_factory, withdrawn).is_authorized is False
+    assert_matches_truth(session_factory, sandbox)
+
+
+def test_reappearing_product_is_reauthorized_once(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    pid = sandbox.state.catalog.authorized_ids()[5]
+    sandbox.state.catalog.deauthorize(pid)
+    sync_products(session_factory, supplier)
+    sandbox.state.catalog.reauthorize(pid)
+    before = last_seq(session_factory)
+    result = sync_products(session_factory, supplier)
+    assert (result.reauthorized, result.price_due) == (1, [pid])
+    assert changes_after(session_factory, before) == [(pid, "reauthorized")]
+    assert stored(session_factory, pid).is_authorized is True
+
+
+def test_pass_dying_midway_deauthorizes_nothing_and_next_pass_completes(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    gone = sandbox.state.catalog.authorized_ids()[-1]
+    sandbox.state.catalog.deauthorize(gone)
+    sandbox.state.update_settings({"max_page_size": 10})
+    # Page 2 onwards fails beyond the client's retries.
+    fault = sandbox.state.traffic.add_fault(
+        {"kind": "http500", "path": PRODUCTS_PATH, "after": 1, "count": -1}
+    )
+
+    failed = sync_products(session_factory, supplier)
+
+    assert (failed.outcome, failed.is_complete, failed.deauthorized) == ("failed", False, 0)
+    assert stored(session_factory, gone).is_authorized is True
+    sandbox.state.traffic.clear_faults(fault.id)
+    result = sync_products(session_factory, supplier)
+    assert (result.outcome, result.is_complete, result.deauthorized) == ("ok", True, 1)
+    assert stored(session_factory, gone).is_authorized is False
+
+
+def test_mass_disappearance_records_an_anomaly_and_deauthorizes_nothing(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    for pid in sandbox.state.catalog.authorized_ids()[:10]:
+        sandbox.state.catalog.deauthorize(pid)
+    sandbox.state.traffic.reset_stats()
+
+    result = sync_products(session_factory, supplier)
+
+    assert result.outcome == "anomaly" and "10 of 30" in (result.error or "")
+    assert sandbox.state.traffic.stats()["by_path"] == {PRODUCTS_PATH: 1}  # no confirmations sent
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).where(ProductRow.is_authorized)) == 30
+    relaxed = sync_products(session_factory, supplier, max_deauthorize_share=0.5)
+    assert (relaxed.outcome, relaxed.deauthorized) == ("ok", 10)
+
+
+class TestCappedPageSize:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(products=30, seed=7, max_page_size=7)
+
+    def test_sandbox_capping_page_size_still_yields_everything(
+        self, session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+    ) -> None:
+        result = full_sync(session_factory, supplier, sandbox)
+        assert (result.outcome, result.seen, result.pages, result.drift) == ("ok", 30, 5, [])
+        assert_matches_truth(session_factory, sandbox)
+
+
+@pytest.mark.parametrize("kind", ["drift_insert", "drift_remove", "empty_page"])
+def test_pagination_drift_is_healed_so_no_product_is_missed(
+    kind: str, session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    sandbox.state.update_settings({"max_page_size": 10})
+    full_sync(session_factory, supplier, sandbox)
+    sandbox.state.traffic.add_fault({"kind": kind, "path": PRODUCTS_PATH, "after": 1, "count": 1})
+
+    result = sync_products(session_factory, supplier)
+
+    assert result.outcome == "ok" and result.is_complete, result.error
+    assert result.drift, "the drift went unnoticed"
+    with session_factory() as session:
+        held = set(session.scalars(select(ProductRow.product_id).where(ProductRow.is_authorized)))
+    assert held == set(sandbox.state.catalog.authorized_ids())
+
+
+def test_invalid_product_is_quarantined_and_its_last_good_row_stays(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    pid = sandbox.state.catalog.authorized_ids()[3]
+    good = stored(session_factory, pid)
+    sandbox.state.catalog.corrupt(pid, "version")
+
+    result = sync_products(session_factory, supplier)
+
+    assert (result.outcome, result.quarantined, result.deauthorized) == ("ok", 1, 0)
+    with session_factory() as session:
+        quarantined = session.scalar(
+            select(QuarantinedProduct).where(QuarantinedProduct.product_id == pid)
+        )
+        assert (
+            quarantined is not None
+            and quarantined.raw["Version"] == "abc"
+            and "Version" in quarantined.error
+        )
+    after = stored(session_factory, pid)
+    assert (after.version, after.content_hash, after.is_authorized) == (
+        good.version,
+        good.content_hash,
+        True,
+    )
+    sandbox.state.catalog.uncorrupt(pid)
+    sync_products(session_factory, supplier)
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(QuarantinedProduct)) == 0
+
+
+def test_older_version_never_overwrites_newer(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    sync_products(session_factory, supplier)
+    pid = sandbox.state.catalog.authorized_ids()[0]
+    old_payload = sandbox.state.catalog.product(pid)
+    sandbox.state.catalog.bump_version(pid, {"ProductName": "新"})
+    assert sync_one_product(session_factory, supplier, pid) == "updated"
+    newer = stored(session_factory, pid)
+    before = last_seq(session_factory)
+
+    # A pass that read its page before the edit writes after the refresh: it must lose.
+    outcome = apply_products(session_factory, [(Product.model_validate(old_payload), old_payload)])
+    with session_factory.begin() as session:
+        row = product_row(Product.model_validate(old_payload), old_payload, newer.updated_at)
+        assert upsert_products(session, [row]) == set()
+
+    assert outcome == {pid: "stale"}
+    assert (stored(session_factory, pid).version, stored(session_factory, pid).product_name) == (
+        newer.version,
+        "新",
+    )
+    assert changes_after(session_factory, before) == []
+
+
+def test_sync_one_product_follows_the_supplier(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    sync_products(session_factory, supplier)
+    pid = sandbox.state.catalog.authorized_ids()[2]
+    assert sync_one_product(session_factory, supplier, pid) == "unchanged"
+    sandbox.state.catalog.deauthorize(pid)
+    assert sync_one_product(session_factory, supplier, pid) == "deauthorized"
+    assert sync_one_product(session_factory, supplier, pid) == "unchanged"
+    sandbox.state.catalog.reauthorize(pid)
+    assert sync_one_product(session_factory, supplier, pid) == "reauthorized"
+
+
+def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    from worker.products import set_shelf_status
+
+    sync_products(session_factory, supplier)
+    pid = next(
+        p["ProductId"] for p in sandbox.state.catalog.true_products() if p["ProductStatus"] == 1
+    )
+    before = last_seq(session_factory)
+    assert set_shelf_status(session_factory, pid, 0) is True
+    assert set_shelf_status(session_factory, pid, 0) is False
+    assert set_shelf_status(session_factory, 999_999, 0) is False
+    assert changes_after(session_factory, before) == [(pid, "status")]
+    sandbox.state.catalog.set_shelf(pid, on_shelf=False, bump=False)
+    sync_products(session_factory, supplier)
+    assert changes_after(session_factory, before) == [(pid, "status")]
+    assert stored(session_factory, pid).product_status == 0
+
+
+def test_days_leaving_the_window_are_dropped(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    from worker.prices import drop_expired_days
+
+    full_sync(session_factory, supplier, sandbox)
+    today = sandbox.state.today
+    deleted = drop_expired_days(session_factory, today + timedelta(days=3))
+    with session_factory() as session:
+        earliest = session.scalar(select(func.min(DailyPrice.day)))
+    assert deleted > 0 and earliest is not None and earliest >= today + timedelta(days=3)
+
+
+def test_price_requests_are_one_per_product(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    sandbox.state.traffic.reset_stats()
+    full_sync(session_factory, supplier, sandbox)
+    assert sandbox.state.traffic.stats()["by_path"] == {PRODUCTS_PATH: 1, PRICES_PATH: 30}
+
+
+def test_unavailable_supplier_fails_the_pass_cleanly(
+    session_factory: sessionmaker[Session], sandbox: Any
+) -> None:
+    client = make_client(sandbox.url, retries=0)
+    sandbox.state.traffic.add_fault({"kind": "not_json", "path": PRODUCTS_PATH, "count": -1})
+    result = sync_products(session_factory, client)
+    assert (result.outcome, result.seen) == ("failed", 0)
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(ProductRow)) == 0
+    client.close()
+
+
+_ = ChangeKind
