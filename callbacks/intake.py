@@ -157,7 +157,9 @@ def _check(
         service_name=service,
         subject=subject_of(notice),
         payload=payload,
-        dedupe_key=dedupe_key(service, payload),
+        dedupe_key=dedupe_key(
+            service, payload, verdict.signature.hex() if model is ProductNotice else ""
+        ),
         signature=verdict.signature.hex(),
     )
 
@@ -207,9 +209,15 @@ def redact(value: Any) -> Any:
     return value
 
 
-def dedupe_key(service_name: str, payload: dict[str, Any]) -> str:
-    """The same notice resent (any key order or case) yields the same key."""
-    canonical = json.dumps([service_name, payload], sort_keys=True, separators=(",", ":"))
+def dedupe_key(service_name: str, payload: dict[str, Any], delivery: str = "") -> str:
+    """The same notice resent (any key order or case) yields the same key.
+
+    An order notice carries its state (counts, vouchers, refund numbers), so equal bodies are
+    one fact. A product notice carries none: ``{"ProductId": 1, "Status": 3}`` tomorrow is a
+    new price change, so its key includes ``delivery`` (the signature) and only a byte-equal
+    resend is a duplicate; its effects are idempotent and coalesced instead.
+    """
+    canonical = json.dumps([service_name, payload, delivery], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -219,7 +227,7 @@ def store_notification(session: Session, accepted: Accepted, now: datetime) -> S
     Idempotent: a notification already stored answers ``Stored(id, is_new=False)``.
     Raises ``ReplayedSignature`` when the signature was first seen with another body.
     """
-    if not insert_ignore(
+    if None is insert_ignore(
         session,
         InboxSignature,
         {"signature": accepted.signature, "dedupe_key": accepted.dedupe_key, "seen_at": now},

@@ -97,7 +97,7 @@ def record_redemption(session: Session, notice: RedemptionNotice) -> Order:
 def record_refund(session: Session, notice: RefundNotice, inbox_id: int) -> Order:
     """A refund review (approved 1 / rejected 2), kept as its own row; once per inbox row."""
     order = order_for(session, notice.order_id)
-    added = insert_ignore(
+    added = None is not insert_ignore(
         session,
         OrderRefund,
         {

@@ -181,8 +181,9 @@ def _mark_done(session: Session, inbox_id: int) -> bool:
         update(InboxMessage)
         .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
         .values(status=InboxStatus.DONE, processed_at=now, updated_at=now, last_error=None)
+        .returning(InboxMessage.id)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return result.first() is not None
 
 
 def _record_failure(

@@ -58,11 +58,11 @@ def plan_relay(
         )
     )
     pruned = session.execute(
-        delete(InboxSignature).where(
-            InboxSignature.seen_at < now - timedelta(seconds=signature_ttl_s)
-        )
-    )
-    return RelayPlan(requeue, parked, int(getattr(pruned, "rowcount", 0) or 0))
+        delete(InboxSignature)
+        .where(InboxSignature.seen_at < now - timedelta(seconds=signature_ttl_s))
+        .returning(InboxSignature.signature)
+    ).all()
+    return RelayPlan(requeue, parked, len(pruned))
 
 
 def replay(session: Session, inbox_id: int, now: datetime) -> bool:
@@ -71,5 +71,6 @@ def replay(session: Session, inbox_id: int, now: datetime) -> bool:
         update(InboxMessage)
         .where(InboxMessage.id == inbox_id)
         .values(status=InboxStatus.PENDING, attempts=0, last_error=None, updated_at=now)
+        .returning(InboxMessage.id)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return result.first() is not None
