@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -85,28 +85,30 @@ def store_prices(
     now: datetime | None = None,
 ) -> bool:
     """Replace one product's rules, days and sessions in one transaction if the hash moved."""
-    now = now or utcnow()
     with sessions.begin() as session:
-        row = session.execute(
-            select(Product.prices_hash, Product.version)
-            .where(Product.product_id == product_id)
-            .with_for_update()
-        ).first()
-        if row is None:
-            return False
-        stamp = update(Product).where(Product.product_id == product_id)
-        if row.prices_hash == content.content_hash:
-            session.execute(stamp.values(prices_refreshed_at=now))
-            return False
-        for table in (PriceRuleRow, DailyPrice, SessionRow):
-            session.execute(delete(table).where(table.product_id == product_id))
-        _insert_content(session, product_id, content)
-        session.execute(stamp.values(prices_refreshed_at=now, prices_hash=content.content_hash))
-        session.add(
-            Change(
-                product_id=product_id, kind=ChangeKind.PRICES, version=row.version, created_at=now
-            )
-        )
+        return _store(session, product_id, content, now or utcnow())
+
+
+def _store(session: Session, product_id: int, content: PriceContent, now: datetime) -> bool:
+    """Within the caller's transaction: replace when the hash moved, else only stamp freshness."""
+    row = session.execute(
+        select(Product.prices_hash, Product.version)
+        .where(Product.product_id == product_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return False
+    stamp = update(Product).where(Product.product_id == product_id)
+    if row.prices_hash == content.content_hash:
+        session.execute(stamp.values(prices_refreshed_at=now))
+        return False
+    for table in (PriceRuleRow, DailyPrice, SessionRow):
+        session.execute(delete(table).where(table.product_id == product_id))
+    _insert_content(session, product_id, content)
+    session.execute(stamp.values(prices_refreshed_at=now, prices_hash=content.content_hash))
+    session.add(
+        Change(product_id=product_id, kind=ChangeKind.PRICES, version=row.version, created_at=now)
+    )
     return True
 
 
@@ -198,20 +200,50 @@ def refresh_many(
     today: date | None = None,
     window_days: int = 60,
     on_done: Callable[[int], None] | None = None,
+    chunk: int = 50,
 ) -> PriceBatch:
-    """Refresh many products in-process, fetching with the client's bounded concurrency."""
+    """Refresh many products in-process, fetching with the client's bounded concurrency.
+
+    Stores ``chunk`` products per transaction (each product's replacement is still atomic),
+    which spares the embedded SQLite a connection and commit per product.
+    """
     start, end = price_window(today or supplier_today(), window_days)
     batch = PriceBatch()
-    for product_id, fetched in supplier.fetch_price_calendars(product_ids, start, end):
+    pending: list[tuple[int, PriceContent]] = []
+
+    def flush() -> None:
+        with sessions.begin() as session:
+            now = utcnow()
+            for product_id, content in pending:
+                batch.changed += _store(session, product_id, content, now)
+        if on_done is not None:
+            for product_id, _ in pending:
+                on_done(product_id)
+        pending.clear()
+
+    for product_id, fetched in _fetch_bounded(supplier, product_ids, start, end):
         if isinstance(fetched, SupplierError):
             batch.errors += 1
             log.warning("prices of product %s not refreshed: %s", product_id, fetched)
-        else:
-            batch.refreshed += 1
-            batch.changed += store_prices(sessions, product_id, price_content(fetched, start, end))
-        if on_done is not None:
-            on_done(product_id)
+            if on_done is not None:
+                on_done(product_id)
+            continue
+        batch.refreshed += 1
+        pending.append((product_id, price_content(fetched, start, end)))
+        if len(pending) >= chunk:
+            flush()
+    if pending:
+        flush()
     return batch
+
+
+def _fetch_bounded(
+    supplier: SupplierClient, product_ids: Iterable[int], start: date, end: date, size: int = 256
+) -> Iterator[tuple[int, PriceCalendar | SupplierError]]:
+    """The client's pool submits everything it is given at once; feed it slices to bound memory."""
+    ids = list(product_ids)
+    for offset in range(0, len(ids), size):
+        yield from supplier.fetch_price_calendars(ids[offset : offset + size], start, end)
 
 
 def rolling_batch_size(authorized: int, interval_s: float, max_age_s: float, cap: int) -> int:

@@ -1,0 +1,218 @@
+"""Benchmark the product pass and price refresh against the sandbox; prints one table of ratios.
+
+    .venv/bin/python bench/sync_bench.py                       # 10,000 products, SQLite, 0 and 50 ms
+    .venv/bin/python bench/sync_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+
+For each supplier latency: a full sync (every page, then one price call per product over a
+60-day window) into an empty database, then an incremental pass over the unchanged catalog.
+Each phase runs in its own child process, so its peak RSS is its own; the sandbox serves from
+this parent process. The client runs without a rate limiter (we measure our overhead, not the
+configured budget: at SUPPLIER_RATE_LIMIT=20/s a 10,000-product price sweep takes >= 500 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PARTNER_ID = 9258
+SIGN_KEY = "zzy-sandbox-signkey"
+TABLES = ("products", "price_rules", "daily_prices", "sessions", "changes", "sync_runs")
+
+
+def _row_versions(engine: Any) -> dict[str, set[tuple[str, str]]]:
+    import sqlalchemy as sa
+
+    with engine.connect() as connection:
+        return {
+            t: {
+                tuple(r)
+                for r in connection.execute(sa.text(f"SELECT ctid::text, xmin::text FROM {t}"))
+            }
+            for t in TABLES
+        }
+
+
+def _install_triggers(engine: Any) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_writes (tbl TEXT)")
+        for table in TABLES:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                connection.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS bw_{table}_{op} AFTER {op} ON {table} "
+                    f"BEGIN INSERT INTO bench_writes VALUES ('{table}'); END"
+                )
+        connection.exec_driver_sql("DELETE FROM bench_writes")
+
+
+def _sqlite_writes(engine: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT count(*) FROM bench_writes").scalar() or 0)
+
+
+def run_phase(args: argparse.Namespace) -> dict[str, Any]:
+    """One phase in this (child) process; returns its measurements."""
+    import httpx
+
+    from models.db import make_engine, make_session_factory
+    from worker.client import SupplierClient
+    from worker.prices import refresh_many
+    from worker.products import sync_products
+
+    engine = make_engine(args.database_url)
+    sessions = make_session_factory(engine)
+    is_sqlite = engine.dialect.name == "sqlite"
+    if is_sqlite:
+        _install_triggers(engine)
+        before: dict[str, set[tuple[str, str]]] = {}
+    else:
+        before = _row_versions(engine)
+    client = SupplierClient(
+        httpx.Client(
+            base_url=args.url,
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=args.concurrency + 4),
+        ),
+        partner_id=PARTNER_ID,
+        sign_key=SIGN_KEY,
+        page_size=args.page_size,
+        price_concurrency=args.concurrency,
+    )
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    result = sync_products(sessions, client)
+    pass_s = time.perf_counter() - started
+    prices = refresh_many(sessions, client, result.price_due, window_days=args.window)
+    total_s = time.perf_counter() - started
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if is_sqlite:
+        written = _sqlite_writes(engine)
+    else:
+        after = _row_versions(engine)
+        written = sum(len(after[t] - before[t]) for t in TABLES)  # new row versions
+    client.close()
+    engine.dispose()
+    return {
+        "outcome": result.outcome,
+        "pages": result.pages,
+        "seen": result.seen,
+        "price_calls": prices.refreshed + prices.errors,
+        "requests": client.requests_sent,
+        "pass_s": pass_s,
+        "seconds": total_s,
+        "rows_written": written,
+        "rss_peak_mb": rss_peak / 1024,
+        "rss_growth_mb": (rss_peak - rss_before) / 1024,
+    }
+
+
+def _child(args: argparse.Namespace, url: str, database_url: str) -> dict[str, Any]:
+    command = [
+        sys.executable, __file__, "--phase", "--url", url, "--database-url", database_url,
+        "--window", str(args.window), "--concurrency", str(args.concurrency),
+        "--page-size", str(args.page_size),
+    ]  # fmt: skip
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return measured
+
+
+def _fresh_database(database_url: str | None, folder: Path, latency: float) -> str:
+    import sqlalchemy as sa
+
+    from models.base import Base
+    from models.db import make_engine, upgrade
+
+    url = database_url or f"sqlite:///{folder / f'bench-{int(latency)}ms.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument(
+        "--latencies", default="0,50", help="supplier latency in ms, comma-separated"
+    )
+    parser.add_argument("--window", type=int, default=60)
+    parser.add_argument("--concurrency", type=int, default=8, help="price calls in flight")
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file per run")
+    parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(run_phase(args)))
+        return
+
+    from supplier_sandbox.server import SandboxConfig, start_sandbox
+
+    rows: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as folder:
+        for latency in (float(x) for x in args.latencies.split(",")):
+            config = SandboxConfig(
+                products=args.products, seed=1, latency_ms=latency, max_page_size=args.page_size
+            )
+            with start_sandbox(config) as sandbox:
+                database_url = _fresh_database(args.database_url, Path(folder), latency)
+                print(f"latency {latency:.0f} ms: full sync ...", file=sys.stderr, flush=True)
+                full = _child(args, sandbox.url, database_url)
+                print(
+                    f"latency {latency:.0f} ms: incremental pass ...", file=sys.stderr, flush=True
+                )
+                incremental = _child(args, sandbox.url, database_url)
+            rows.append((latency, full, incremental))
+    _print_table(args, rows)
+
+
+def _print_table(
+    args: argparse.Namespace, rows: list[tuple[float, dict[str, Any], dict[str, Any]]]
+) -> None:
+    pages = math.ceil(args.products / args.page_size)
+    backend = "PostgreSQL" if args.database_url and "postgres" in args.database_url else "SQLite"
+    print(
+        f"\n{args.products} products, {args.window}-day window, page size {args.page_size}, "
+        f"{args.concurrency} price calls in flight, {backend}, python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
+    header = (
+        "latency | phase       | outcome | requests | minimum | req/min | wall s | pass s | "
+        "rows written | peak RSS MB (+growth) | incr/full time"
+    )
+    print(header)
+    print("-" * len(header))
+    for latency, full, incr in rows:
+        for name, m, minimum in (
+            ("full", full, pages + args.products),
+            ("incremental", incr, pages),
+        ):
+            ratio = f"{incr['seconds'] / full['seconds']:.4f}" if name == "incremental" else ""
+            print(
+                f"{latency:5.0f}ms | {name:<11} | {m['outcome']:<7} | {m['requests']:8d} | {minimum:7d} | "
+                f"{m['requests'] / minimum:7.3f} | {m['seconds']:6.2f} | {m['pass_s']:6.2f} | "
+                f"{m['rows_written']:12d} | {m['rss_peak_mb']:8.1f} (+{m['rss_growth_mb']:.1f}){'':>7} | {ratio}"
+            )
+
+
+if __name__ == "__main__":
+    main()
