@@ -103,6 +103,7 @@ class Notifier:
         self._log: list[Delivery] = []
         self._queue: list[tuple[float, int, Delivery]] = []
         self._sequence = itertools.count(1)
+        self._ids = itertools.count(1)
         self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -110,7 +111,7 @@ class Notifier:
     def enqueue(self, url: str | None, service: str, body: dict[str, Any]) -> Delivery:
         """Log a notification and send it soon; with no URL it is only logged."""
         with self._ready:
-            delivery = Delivery(id=len(self._log) + 1, url=url, service=service, body=body)
+            delivery = Delivery(id=next(self._ids), url=url, service=service, body=body)
             self._log.append(delivery)
             if url is None:
                 delivery.given_up = True

@@ -7,7 +7,7 @@ import pytest
 
 from supplier_sandbox.admin import is_loopback
 from supplier_sandbox.app import create_app
-from supplier_sandbox.server import RunningSandbox
+from supplier_sandbox.server import RunningSandbox, SandboxConfig
 from supplier_sandbox.state import SandboxState
 
 from .helpers import TODAY, Supplier
@@ -37,8 +37,8 @@ def test_is_loopback(address: str | None, expected: bool) -> None:
     assert is_loopback(address) is expected
 
 
-def test_admin_refuses_a_remote_peer_but_serves_loopback(sandbox: RunningSandbox) -> None:
-    app = create_app(SandboxState(sandbox.state.config))
+def test_admin_refuses_a_remote_peer_but_serves_loopback() -> None:
+    app = create_app(SandboxState(SandboxConfig(products=2, today=TODAY)))
     client = app.test_client()
     remote = client.get("/_admin/stats", environ_base={"REMOTE_ADDR": "203.0.113.7"})
     assert remote.status_code == 403
