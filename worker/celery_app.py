@@ -26,6 +26,11 @@ QUEUE = "catalog-sync"
 URGENT_PRIORITY = 0
 ROLLING_PRIORITY = 9
 INCLUDE = ("worker.tasks", "callbacks.tasks")
+REDIS_TRANSPORT_OPTIONS = {
+    "priority_steps": list(range(10)),
+    "queue_order_strategy": "priority",
+    "visibility_timeout": 3600,
+}
 
 
 def broker_url(settings: Settings) -> str:
@@ -54,11 +59,8 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "priority_steps": list(range(10)),
-            "queue_order_strategy": "priority",
-            "visibility_timeout": 3600,
-        },
+        # kombu's SQLAlchemy transport hands these to create_engine, so Redis only.
+        broker_transport_options=REDIS_TRANSPORT_OPTIONS if settings.redis_url else {},
         beat_schedule={
             "product-pass": {
                 "task": "worker.tasks.product_pass",

@@ -7,8 +7,16 @@ import sys
 from typing import Any
 
 import click
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.settings import ConfigError, Settings, load_settings
+
+
+class _DatabaseOnly(BaseSettings):
+    """The one setting ``db upgrade`` needs, read like ``Settings`` reads it."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    database_url: str = Settings.model_fields["database_url"].default
 
 
 def _settings() -> Settings:
@@ -29,13 +37,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations (SQLite also does this itself on first use)."""
     from models.db import make_engine, upgrade
 
-    try:
-        database_url = load_settings().database_url
-    except ConfigError:
-        # Upgrading needs only the database; the supplier settings may be absent here.
-        import os
-
-        database_url = os.environ.get("DATABASE_URL", Settings.model_fields["database_url"].default)
+    database_url = _DatabaseOnly().database_url  # upgrading needs no supplier settings
     engine = make_engine(database_url)
     try:
         upgrade(engine, revision)

@@ -1,0 +1,92 @@
+"""``catalog-sync sync`` and ``status`` in-process, without a broker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from click.testing import CliRunner
+from conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
+
+from worker.cli import main
+
+
+def env_for(sandbox: Any, database_url: str) -> dict[str, str]:
+    return {
+        "ZZY_BASE_URL": sandbox.url,
+        "ZZY_PARTNER_ID": str(SANDBOX_PARTNER_ID),
+        "ZZY_SIGN_KEY": SANDBOX_SIGN_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "SUPPLIER_RATE_LIMIT": "1000",
+        "SUPPLIER_BURST": "100",
+        "READ_RETRIES": "1",
+    }
+
+
+def test_sync_then_status_json(sandbox: Any, sqlite_url: str) -> None:
+    runner = CliRunner()
+    env = env_for(sandbox, sqlite_url)
+    synced = runner.invoke(main, ["sync", "--prices", "all"], env=env)
+    assert synced.exit_code == 0, synced.output
+    summary = json.loads(synced.stdout)
+    assert summary["pass"]["new"] == 30 and summary["prices"] == {
+        "refreshed": 30,
+        "changed": 30,
+        "errors": 0,
+    }
+
+    again = runner.invoke(main, ["sync"], env=env)
+    assert again.exit_code == 0 and json.loads(again.stdout)["pass"]["unchanged"] == 30
+
+    shown = runner.invoke(main, ["status", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
+    assert report["products"]["total"] == report["products"]["authorized"] == 30
+    assert report["products"]["on_shelf"] == sum(
+        p["ProductStatus"] == 1 for p in sandbox.state.catalog.true_products()
+    )
+    assert 0 <= report["prices"]["oldest_refresh_age_s"] < 60
+    last = report["last_run"]
+    assert {k: last[k] for k in ("kind", "outcome", "seen", "new", "changed", "unchanged", "deauthorized", "reauthorized")} == {
+        "kind": "products", "outcome": "ok", "seen": 30, "new": 0, "changed": 0, "unchanged": 30,
+        "deauthorized": 0, "reauthorized": 0,
+    }  # fmt: skip
+    assert last["requests"] == 1 and last["seconds"] >= 0
+    assert runner.invoke(main, ["status"], env=env).exit_code == 0
+
+
+def test_sync_one_product(sandbox: Any, sqlite_url: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["sync", "--product", "10001", "--prices", "changed"],
+        env=env_for(sandbox, sqlite_url),
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "product": {"id": 10001, "change": "created"},
+        "prices": {"refreshed": 1, "changed": 1, "errors": 0},
+    }
+
+
+def test_failed_pass_exits_non_zero(sandbox: Any, sqlite_url: str) -> None:
+    sandbox.state.traffic.add_fault({"kind": "http500", "count": -1})
+    result = CliRunner().invoke(
+        main, ["sync", "--prices", "none"], env=env_for(sandbox, sqlite_url)
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["pass"]["outcome"] == "failed"
+
+
+def test_db_upgrade(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"DATABASE_URL": url, "ZZY_BASE_URL": ""}
+    )
+    assert result.exit_code == 0, result.output
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    assert {"products", "changes", "daily_prices"} <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
