@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -270,12 +270,25 @@ def oldest_prices(session: Session, limit: int) -> list[int]:
 def due_for_refresh(
     sessions: sessionmaker[Session], *, interval_s: float, max_age: timedelta, cap: int
 ) -> list[int]:
-    """The next rolling batch: the oldest prices, sized to spread the catalog over ``max_age``."""
+    """The next rolling batch: the oldest prices, enough to spread the catalog over ``max_age``
+    and to catch up on overdue ones, never more than ``cap`` (no burst)."""
+    authorized = Product.is_authorized.is_(True)
+    cutoff = utcnow() - max_age
     with sessions() as session:
-        authorized = (
-            session.scalar(select(func.count()).where(Product.is_authorized.is_(True))) or 0
+        total = session.scalar(select(func.count()).where(authorized)) or 0
+        overdue = (
+            session.scalar(
+                select(func.count()).where(
+                    authorized,
+                    or_(
+                        Product.prices_refreshed_at.is_(None), Product.prices_refreshed_at < cutoff
+                    ),
+                )
+            )
+            or 0
         )
-        size = rolling_batch_size(authorized, interval_s, max_age.total_seconds(), cap)
+        spread = rolling_batch_size(total, interval_s, max_age.total_seconds(), cap)
+        size = min(cap, max(spread, overdue))
         return oldest_prices(session, size) if size else []
 
 

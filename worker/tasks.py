@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from models.catalog import Product
 from worker.celery_app import ROLLING_PRIORITY, URGENT_PRIORITY, get_app
+from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
 from worker.diff import PRICE_DUE_KINDS
 from worker.errors import SupplierUnavailable
 from worker.locks import holding, lock_dir_for, pass_lock
@@ -24,6 +25,7 @@ from worker.runtime import get_runtime
 log = logging.getLogger(__name__)
 
 PASS_TIME_LIMIT_S = 900
+_LOCAL_COALESCER = MemoryCoalescer()
 RETRY = {
     "autoretry_for": (SupplierUnavailable,),
     "retry_backoff": 2,
@@ -78,6 +80,9 @@ def _rolling_price_refresh() -> int:
         max_age=settings.price_max_age,
         cap=settings.price_batch_size,
     )
+    # A backlog must not make every tick queue the same oldest products again.
+    coalescer = RedisCoalescer(runtime.redis) if runtime.redis is not None else _LOCAL_COALESCER
+    batch = coalesce(coalescer, "rolling-prices", batch, settings.price_refresh_interval_s * 5)
     for product_id in batch:
         queue_price_refresh(product_id, urgent=False)
     return len(batch)
