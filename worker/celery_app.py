@@ -56,7 +56,9 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        worker_prefetch_multiplier=1,
+        # Redis: one message per process, so priorities hold. The SQLAlchemy transport has no
+        # priorities and sleeps a polling interval (1 s) whenever prefetch is full: take more.
+        worker_prefetch_multiplier=1 if settings.redis_url else 8,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         # kombu's SQLAlchemy transport hands these to create_engine, so Redis only.
