@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import BigIntPK, Base, JSONType, utcnow
+from models.base import Base, BigIntPK, JSONType, utcnow
 
 
 class InboxStatus(enum.StrEnum):

@@ -114,3 +114,26 @@ def wait_for(predicate: Any, timeout_s: float = 15.0, interval_s: float = 0.05) 
             return True
         time.sleep(interval_s)
     return bool(predicate())
+
+
+def post_chunked(base_url: str, first: bytes, total: int, headers: dict[str, str]) -> int:
+    """POST ``total`` bytes with chunked transfer encoding (``first``, then padding); the status."""
+    import http.client
+
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", PATH)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    try:
+        for start in range(0, total, 4096):
+            piece = first[:4096] if start == 0 else b" " * 4096
+            connection.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        connection.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server answered and closed before the rest was sent: it did not read it all
+    status = connection.getresponse().status
+    connection.close()
+    return status

@@ -14,7 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from callback_helpers import PATH, SAMPLES, SIGN_KEY, encode, envelope, signed, wait_for
+from callback_helpers import (
+    PATH,
+    SAMPLES,
+    SIGN_KEY,
+    encode,
+    envelope,
+    post_chunked,
+    signed,
+    wait_for,
+)
 from click.testing import CliRunner
 from conftest import Sent
 from flask import Flask
@@ -121,6 +130,10 @@ def test_served_from_the_environment_acknowledges_within_a_second_with_redis_dow
         )
         assert time.monotonic() - started < 1.0
         assert reply.json() == SUCCESS
+        big = encode(
+            envelope("order_product_notify", {"ProductId": 5, "Status": 2, "P": "x" * 70_000})
+        )
+        assert post_chunked(base, big, 300_000, signed()) == 413
     finally:
         process.terminate()
         _, errors = process.communicate(timeout=10)
