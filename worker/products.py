@@ -7,11 +7,14 @@ by product, each confirmed with 1.1.1 ``productId=``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -191,6 +194,39 @@ def _deauthorize(sessions: sessionmaker[Session], product_id: int, now: datetime
     return True
 
 
+def _prefetched(pages: Iterator[ProductPage], depth: int = 2) -> Iterator[ProductPage]:
+    """Fetch the next pages while this one is written: a pass costs max(fetch, write), not the sum."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                box.put(("page", page))
+            box.put(("end", None))
+        except BaseException as exc:  # handed to the consuming thread, which re-raises it
+            box.put(("error", exc))
+
+    thread = threading.Thread(target=pump, name="product-pages", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a pump waiting to put, then let it finish
+            with contextlib.suppress(queue.Empty):
+                box.get(timeout=0.05)
+        thread.join()
+
+
 def _shape(page: ProductPage) -> PageShape:
     ids = [p.product_id for p in page.products]
     ids += [i.product_id for i in page.invalid if i.product_id is not None]
@@ -276,7 +312,7 @@ def sync_products(
     try:
         for attempt in range(1, max_attempts + 1):
             shapes: list[PageShape] = []
-            for page in supplier.iter_product_pages():
+            for page in _prefetched(supplier.iter_product_pages()):
                 shapes.append(_shape(page))
                 result.pages += 1
                 outcomes = apply_products(
