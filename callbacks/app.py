@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
@@ -24,6 +24,7 @@ from callbacks.intake import (
     SUCCESS,
     TOO_LARGE,
     UNAVAILABLE,
+    UNSTORABLE,
     Accepted,
     Rejection,
     ReplayedSignature,
@@ -150,6 +151,9 @@ def build_blueprint(callback_path: str) -> Blueprint:
         except ReplayedSignature:
             log.warning("callback rejected (%s): %s", REPLAYED.code, REPLAYED.message)
             return _reply(REPLAYED)
+        except DataError:  # the input, not the database: a resend would fail the same way
+            log.warning("callback rejected (%s): %s", UNSTORABLE.code, UNSTORABLE.message)
+            return _reply(UNSTORABLE)
         except (SQLAlchemyError, OSError) as exc:
             log.error("callback not stored, answered 503: %s", type(exc).__name__)
             return _reply(UNAVAILABLE)

@@ -51,6 +51,8 @@ _VERDICT_CODES: dict[str, tuple[int, int]] = {
 }
 _ID_KEYS = {"idcardno", "idcard", "cardid"}
 _MOBILE_KEYS = {"mobile"}
+# Column widths of the ledger (models/orders.py); anything else free text up to 4000.
+_MAX_TEXT = {"originorderid": 64, "refundapplyno": 64, "ordervouchercode": 255}
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class ReplayedSignature(Exception):
 REPLAYED = Rejection(409, 4090, "signature already used with a different body")
 UNAVAILABLE = Rejection(503, 5030, "notification could not be stored; please send it again")
 TOO_LARGE = Rejection(413, 4130, "body too large")
+UNSTORABLE = Rejection(400, 4002, "a value does not fit the inbox")
 
 
 def check_notification(
@@ -153,6 +156,9 @@ def _check(
     except ValidationError as exc:
         return Rejection(400, 4002, f"invalid {service} body: " + _describe(exc))
     payload = redact(notice.model_dump(by_alias=True, mode="json"))
+    out_of_range = _out_of_range(payload)
+    if out_of_range:
+        return Rejection(400, 4002, f"invalid {service} body: {out_of_range} is out of range")
     return Accepted(
         service_name=service,
         subject=subject_of(notice),
@@ -173,6 +179,27 @@ def _inner_body_is_json(data: dict[str, Any]) -> bool:
             except (ValueError, RecursionError):
                 return False
     return True
+
+
+def _out_of_range(value: Any, key: str = "") -> str | None:
+    """The first value the ledger could not store: ids 64-bit, other numbers 32-bit, widths."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found = _out_of_range(item, str(name))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _out_of_range(item, key)
+            if found:
+                return found
+    elif isinstance(value, int) and not isinstance(value, bool):
+        bits = 63 if key.lower().endswith("id") else 31
+        if not -(2**bits) <= value < 2**bits:
+            return key or "a number"
+    elif isinstance(value, str) and len(value) > _MAX_TEXT.get(key.lower(), 4000):
+        return key or "a string"
+    return None
 
 
 def _describe(exc: ValidationError) -> str:

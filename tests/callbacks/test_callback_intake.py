@@ -301,3 +301,84 @@ def test_an_identical_product_notice_delivered_again_later_is_a_new_event(
         reply = client.post(PATH, data=body, headers=signed(timestamp_ms=stamp + offset))
         assert reply.get_json() == SUCCESS
     assert inbox_count(sessions) == 2 and len(sent.ids) == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"[" * 50_000 + b"]" * 10_000, id="deep-nesting"),
+        pytest.param(
+            encode({**envelope("order_product_notify", {}), "OrderNotifyBody": "[" * 5000}),
+            id="deep-inner",
+        ),
+        pytest.param(
+            encode(envelope("order_product_notify", {"ProductId": int("9" * 4000), "Status": 2})),
+            id="huge-int",
+        ),
+        pytest.param(
+            b'{"OrderNotifyHeader": {"PartnerId": 9258}, "OrderNotifyBody": NaN}', id="nan"
+        ),
+        pytest.param(b"\xff\xfe{\x00}", id="not-utf8"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"null", id="null"),
+        pytest.param(
+            encode({"OrderNotifyHeader": "9258", "OrderNotifyBody": {"ProductId": 1}}),
+            id="header-str",
+        ),
+        pytest.param(
+            encode(
+                {
+                    **envelope("order_product_notify", {"ProductId": 1, "Status": 2}),
+                    "OrderNotifyBody": 7,
+                }
+            ),
+            id="body-int",
+        ),
+        pytest.param(
+            encode(
+                {
+                    "OrderNotifyHeader": {"PartnerId": 9258, "NotifyServiceName": ["x"]},
+                    "OrderNotifyBody": {},
+                }
+            ),
+            id="service-list",
+        ),
+        pytest.param(
+            encode(
+                envelope(
+                    "order_ticket_notify", {"OrderId": 1, "TicketStatus": 1, "VoucherCode": "x"}
+                )
+            ),
+            id="vouchers-str",
+        ),
+        pytest.param(
+            encode(
+                envelope(
+                    "order_verify_notify", {"OrderId": 1, "OrderTotal": -1, "CheckedNumber": 0}
+                )
+            ),
+            id="negative-count",
+        ),
+    ],
+)
+def test_hostile_bodies_get_a_4xx_never_a_5xx(
+    app: Flask, sessions: sessionmaker[Session], body: bytes
+) -> None:
+    reply = app.test_client().post(PATH, data=body, headers=signed())
+    assert 400 <= reply.status_code < 500, reply.get_json()
+    assert reply.get_json()["IsSuccess"] is False
+    assert inbox_count(sessions) == 0
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from models.base import Base
+    from models.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
