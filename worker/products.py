@@ -309,6 +309,7 @@ def sync_products(
     result = PassResult(run_id=_start_run(sessions, "products"))
     first: dict[int, str] = {}
     clean_seen: set[int] = set()
+    unnamed = 0
     try:
         for attempt in range(1, max_attempts + 1):
             shapes: list[PageShape] = []
@@ -329,11 +330,14 @@ def sync_products(
                 # What this clean attempt saw, not the union: a product seen only by a drifted
                 # attempt may be gone, so it is confirmed like any other missing one.
                 clean_seen = {pid for shape in shapes for pid in shape.ids}
+                unnamed = sum(shape.unnamed for shape in shapes)
                 break
             log.warning("product pass attempt %s drifted: %s", attempt, "; ".join(problems[:5]))
             result.drift.extend(f"attempt {attempt}: {p}" for p in problems)
         if result.is_complete:
-            _confirm_missing(sessions, supplier, result, first, clean_seen, max_deauthorize_share)
+            _confirm_missing(
+                sessions, supplier, result, first, clean_seen, max_deauthorize_share, unnamed
+            )
         else:
             result.outcome, result.error = "failed", "paging kept drifting; nothing deauthorized"
     except SupplierError as exc:
@@ -360,6 +364,7 @@ def _confirm_missing(
     first: dict[int, str],
     seen: set[int],
     max_share: float,
+    unnamed: int = 0,
 ) -> None:
     with sessions() as session:
         authorized = session.scalars(
@@ -369,6 +374,16 @@ def _confirm_missing(
     if plan.anomaly is not None:
         result.outcome, result.error = "anomaly", plan.anomaly
         log.error("product pass %s: %s", result.run_id, plan.anomaly)
+        return
+    if unnamed and plan.to_confirm:
+        # An entry without ProductId may be any of the missing ones: deleting on a guess is worse
+        # than waiting for the supplier to send it whole again.
+        result.outcome = "anomaly"
+        result.error = (
+            f"{unnamed} product entries without ProductId; "
+            f"{len(plan.to_confirm)} deauthorizations postponed"
+        )
+        log.error("product pass %s: %s", result.run_id, result.error)
         return
     for product_id in plan.to_confirm:
         try:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.catalog import Change, ChangeKind, DailyPrice, QuarantinedProduct
@@ -142,6 +142,21 @@ def test_unchanged_pass_makes_only_page_requests_and_rewrites_no_row(
         is False
     )
     assert probe.writes() == {}
+
+
+def test_write_probe_notices_a_rewrite_that_changes_nothing(
+    engine: Engine, session_factory: sessionmaker[Session], supplier: SupplierClient
+) -> None:
+    sync_products(session_factory, supplier)
+    probe = WriteProbe(engine)
+    probe.start()
+    with session_factory.begin() as session:
+        session.execute(
+            update(ProductRow)
+            .where(ProductRow.product_id == 10001)
+            .values(version=ProductRow.version)
+        )
+    assert probe.writes() == {"products": 1 if engine.dialect.name == "sqlite" else 2}
 
 
 def test_each_kind_of_change_is_reflected_exactly_with_one_change_row(
@@ -387,3 +402,18 @@ def test_unavailable_supplier_fails_the_pass_cleanly(
 
 
 _ = ChangeKind
+
+
+def test_entry_without_product_id_postpones_deauthorization(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    full_sync(session_factory, supplier, sandbox)
+    broken = sandbox.state.catalog.authorized_ids()[7]
+    sandbox.state.catalog.corrupt(broken, "missing_id")
+
+    result = sync_products(session_factory, supplier)
+
+    assert result.outcome == "anomaly" and result.deauthorized == 0
+    assert stored(session_factory, broken).is_authorized is True
+    sandbox.state.catalog.uncorrupt(broken)
+    assert sync_products(session_factory, supplier).outcome == "ok"
