@@ -382,3 +382,35 @@ def test_migrations_match_the_models(database_url: str) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
+
+
+def test_concurrent_replays_of_one_signature_store_one_body(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    """Same signature from 12 threads at once: 6 carry the signed body, 6 a forged one."""
+    import threading
+
+    headers = signed()
+    honest = encode(envelope("order_refund_notify", SAMPLES["order_refund_notify"]))
+    forged = encode(
+        envelope("order_refund_notify", {**SAMPLES["order_refund_notify"], "RefundStatus": 1})
+    )
+    replies: list[tuple[bytes, int]] = []
+    barrier = threading.Barrier(12)
+
+    def send(body: bytes) -> None:
+        barrier.wait()
+        status = app.test_client().post(PATH, data=body, headers=headers).status_code
+        replies.append((body, status))
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in [honest, forged] * 6]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    accepted = {body for body, status in replies if status == 200}
+    assert len(accepted) == 1, "exactly one body may own the signature"
+    winner = accepted.pop()
+    assert sorted(s for b, s in replies if b == winner) == [200] * 6
+    assert sorted(s for b, s in replies if b != winner) == [409] * 6
+    assert inbox_count(sessions) == 1 and len(sent.ids) == 1
