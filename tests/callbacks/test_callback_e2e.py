@@ -276,3 +276,39 @@ def test_logs_never_show_personal_data_or_the_sign_key(
         assert ID_NUMBER not in raw and MOBILE not in raw and SIGN_KEY not in raw, raw
         masking.filter(record)
         assert ID_NUMBER not in record.getMessage() and SIGN_KEY not in record.getMessage()
+
+
+def test_embedded_mode_without_redis_runs_the_whole_loop(
+    sqlite_url: str, tmp_path: Any, celery_queue: str
+) -> None:
+    """SQLite data, kombu's SQLAlchemy broker on a file, the process-local coalescer."""
+    from celery.contrib.testing.worker import start_worker
+
+    from callbacks.tasks import celery_for, coalescer_for
+    from worker.runtime import build_runtime, set_runtime
+
+    settings = make_settings(
+        "http://127.0.0.1:9", sqlite_url, broker_db_url=f"sqlite:///{tmp_path}/broker.db"
+    )
+    runtime = build_runtime(settings)
+    set_runtime(runtime)
+    try:
+        assert type(coalescer_for(runtime)).__name__ == "LocalCoalescer"
+        celery = celery_for(settings, queue=celery_queue)
+        app = create_app(settings, send=sender_for(celery))
+        started = time.monotonic()
+        reply = app.test_client().post(
+            PATH,
+            data=encode(envelope("order_verify_notify", SAMPLES["order_verify_notify"])),
+            headers=signed(),
+        )
+        assert reply.get_json() == SUCCESS and time.monotonic() - started < 1.0
+        with start_worker(
+            celery, pool="threads", concurrency=2, perform_ping_check=False, queues=[celery_queue]
+        ):
+            assert wait_for(lambda: all_done(runtime.sessions, 1), 20), statuses(runtime.sessions)
+        with runtime.sessions() as session:
+            assert session.scalars(select(Order.checked_number)).one() == 2
+    finally:
+        set_runtime(None)
+        runtime.close()
