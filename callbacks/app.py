@@ -1,5 +1,8 @@
 """The supplier-facing callback receiver: ``gunicorn 'callbacks.app:create_app()'``.
 
+Routes: ``POST {CALLBACK_PATH}`` (default ``/callbacks/zzy``; codes in ``callbacks.intake``)
+and ``GET /healthz`` (200 when the database answers, else 503).
+
 The route only reads (bounded), checks and hands off: ``intake.check_notification`` decides,
 ``intake.store_notification`` commits, and the enqueuer publishes after the commit.
 """
