@@ -12,6 +12,7 @@ from typing import Any
 from celery import shared_task
 from sqlalchemy import select
 
+from models.base import utcnow
 from models.catalog import Product
 from worker.celery_app import ROLLING_PRIORITY, URGENT_PRIORITY, get_app
 from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
@@ -46,7 +47,7 @@ def queue_product_refresh(product_id: int, *, urgent: bool = True) -> None:
 
 def queue_price_refresh(product_id: int, *, urgent: bool = True) -> None:
     """Enqueue a price refresh of one product; urgent ones overtake rolling work."""
-    queued_at = None if urgent else datetime.now().astimezone().isoformat()
+    queued_at = None if urgent else utcnow().isoformat()
     _send("worker.tasks.refresh_product_prices", [product_id, queued_at], urgent=urgent)
 
 
