@@ -16,12 +16,13 @@ from werkzeug.exceptions import HTTPException
 from catalog_api import auth, changes, health, metrics, openapi, products
 from catalog_api.context import ApiState, close_session
 from catalog_api.params import BadParameter
+from catalog_api.queries import GapClock
 from models.db import ensure_schema, make_engine, make_session_factory
 from worker.settings import Settings, load_settings
 
-# How old an unconfirmed change row must be before the feed serves it on a busy PostgreSQL
-# (see ``queries.changes_after``).
-DEFAULT_CHANGE_SETTLE = timedelta(seconds=5)
+# How long a hole in the change feed must persist, while writers are busy, before the feed
+# treats it as a rollback and passes it (see ``queries.changes_after``).
+DEFAULT_CHANGE_SETTLE = timedelta(seconds=10)
 
 
 def create_app(
@@ -46,6 +47,7 @@ def create_app(
         registry=registry,
         clock=clock or (lambda: datetime.now(UTC)),
         change_settle=change_settle,
+        gaps=GapClock(),
     )
     token = settings.catalog_api_token
     auth.init_app(app, token.get_secret_value() if token else None)

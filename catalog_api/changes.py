@@ -16,8 +16,9 @@ bp = Blueprint("changes", __name__, url_prefix="/catalog")
 def list_changes() -> Response:
     after = parse_id("after", request.args.get("after")) or 0
     limit = parse_limit(request.args.get("limit"))
+    api = state()
     rows = queries.changes_after(
-        db(), after, limit, now=state().clock(), settle=state().change_settle
+        db(), after, limit, now=api.clock(), settle=api.change_settle, gaps=api.gaps
     )
     return jsonify(
         {

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog_api.queries import GapClock
 from worker.settings import Settings
 
 
@@ -24,6 +25,7 @@ class ApiState:
     registry: CollectorRegistry
     clock: Callable[[], datetime]
     change_settle: timedelta
+    gaps: GapClock
 
 
 def state() -> ApiState:

@@ -1,14 +1,15 @@
 """Plain read queries over the local catalog. Each takes a session and returns rows or values;
 none writes, commits or knows about HTTP.
 
-The change feed's safe high-water mark (``changes_after``) is the one subtle part: on PostgreSQL
-a ``seq`` is drawn from a sequence when a row is inserted, but transactions commit in any order,
-so ``seq`` 11 can be visible while ``seq`` 10 is still uncommitted. A consumer that read 11 and
-moved its cursor past 10 would never see 10. See ``changes_after`` for how that is prevented.
+The change feed (``changes_after``) is the one subtle part: on PostgreSQL a ``seq`` is drawn
+from a sequence when a row is inserted, but transactions commit in any order, so ``seq`` 11 can
+be visible while ``seq`` 10 is still uncommitted. A consumer that read 11 and moved its cursor
+past 10 would never see 10. ``changes_after`` documents how that is prevented.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -109,52 +110,83 @@ def calendar(session: Session, product_id: int, first: date, last: date) -> list
     return [CalendarDay(price, sessions.get(price.day, [])) for price in prices]
 
 
+class GapClock:
+    """When this process first saw each gap in the feed; thread-safe, bounded."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._first_seen: dict[int, datetime] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def age(self, seq: int, now: datetime) -> timedelta:
+        """How long the gap starting at ``seq`` has been seen (zero the first time)."""
+        with self._lock:
+            first = self._first_seen.setdefault(seq, now)
+            if len(self._first_seen) > self._max_entries:
+                for stale in sorted(self._first_seen)[: len(self._first_seen) // 2]:
+                    del self._first_seen[stale]
+            return now - first
+
+
 def changes_after(
-    session: Session, after: int, limit: int, *, now: datetime, settle: timedelta
+    session: Session,
+    after: int,
+    limit: int,
+    *,
+    now: datetime,
+    settle: timedelta,
+    gaps: GapClock,
 ) -> list[Change]:
-    """Up to ``limit`` changes with ``seq > after``, in order, that can be served without a later
-    commit ever filling a gap below them.
+    """Up to ``limit`` changes with ``seq > after``, in order, never passing a seq that a
+    transaction still in flight may yet commit.
 
-    SQLite serializes writers (a seq is assigned under the database write lock and nothing else
-    can commit before it), so every visible row is safe there.
+    SQLite serializes writers (a seq is assigned under the database write lock, and nothing else
+    commits until that transaction ends), so every visible row is safe there.
 
-    On PostgreSQL a row is served when either:
+    On PostgreSQL the rows are served as a run of consecutive seqs from the cursor: a run with
+    no hole is safe whatever is in flight. A hole (seq missing between visible rows) is either a
+    rollback, which stays a hole forever, or a transaction still in flight. It is passed when:
 
-    * its ``seq`` is at or below the *quiet high-water mark*: the sequence's last value read just
-      before checking ``pg_locks`` and finding no other transaction holding a write lock on
-      ``changes``. An INSERT takes that lock before it draws its ``seq`` and keeps it until it
-      ends, so every seq at or below the mark has committed or rolled back by then; or
-    * it was created more than ``settle`` ago, which covers a busy feed where some writer is
-      always in flight. This relies on writers committing within ``settle`` of inserting their
-      change row (the sync commits a product's change with the product, in short transactions).
+    * no other transaction holds a write lock on ``changes`` (checked in ``pg_locks`` after
+      reading the sequence's last value, and the rows are read again afterwards). An INSERT
+      takes that lock before it draws its seq and keeps it until it ends, so every seq drawn
+      by then has committed or rolled back, and the fresh read sees the commits; or
+    * this process first saw the hole at least ``settle`` ago. That is the fallback for a feed
+      where some writer is always in flight, and it assumes no transaction keeps a change row
+      uncommitted for ``settle`` after a later one committed (the sync writes its change rows
+      in short per-batch or per-product transactions).
 
-    Rows are served as a prefix: the first row that is not yet safe stops the page, so a cursor
-    never moves past an unsettled row.
+    The first hole that cannot be passed ends the page, so the cursor never moves past it.
     """
-    rows = list(
-        session.scalars(
-            sa.select(Change).where(Change.seq > after).order_by(Change.seq).limit(limit)
-        )
-    )
-    if session.get_bind().dialect.name != "postgresql" or not rows:
+    rows = _changes_after(session, after, limit)
+    if session.get_bind().dialect.name != "postgresql" or _is_run(after, rows):
         return rows
     high_water = _quiet_high_water(session)
-    cutoff = now - settle
+    rows = _changes_after(session, after, limit)  # a snapshot taken after the check
     served: list[Change] = []
+    expected = after + 1
     for row in rows:
-        if (high_water is not None and row.seq <= high_water) or row.created_at <= cutoff:
-            served.append(row)
-        else:
-            break
+        if row.seq != expected:
+            settled = high_water is not None and row.seq - 1 <= high_water
+            if not settled and gaps.age(expected, now) < settle:
+                break
+        served.append(row)
+        expected = row.seq + 1
     return served
 
 
-def _quiet_high_water(session: Session) -> int | None:
-    """The last seq drawn, if no other transaction is writing ``changes`` right after reading it.
+def _changes_after(session: Session, after: int, limit: int) -> list[Change]:
+    stmt = sa.select(Change).where(Change.seq > after).order_by(Change.seq).limit(limit)
+    return list(session.scalars(stmt))
 
-    Each statement runs with its own snapshot (READ COMMITTED), so the rows read afterwards see
-    every commit that happened before this check.
-    """
+
+def _is_run(after: int, rows: Sequence[Change]) -> bool:
+    """Whether the rows are exactly ``after + 1, after + 2, ...`` with no hole."""
+    return not rows or rows[-1].seq - after == len(rows)
+
+
+def _quiet_high_water(session: Session) -> int | None:
+    """The last seq drawn, if no other transaction is writing ``changes`` just after reading it."""
     last_value = session.scalar(
         sa.text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:table, 'seq')::regclass)"),
         {"table": Change.__tablename__},
