@@ -271,7 +271,16 @@ def notice_latency(
         deadline = time.monotonic() + timeout_s
         while stamp(pid) == before:
             if time.monotonic() > deadline:
-                raise SystemExit(f"product {pid}: no {kind} refresh within {timeout_s}s")
+                from models.inbox import InboxMessage
+
+                with sessions() as session:
+                    rows = session.scalars(
+                        select(InboxMessage).where(InboxMessage.subject == f"product:{pid}")
+                    ).all()
+                    seen = [(r.id, r.status, r.attempts, r.last_error) for r in rows]
+                raise SystemExit(
+                    f"product {pid}: no {kind} refresh within {timeout_s}s; inbox {seen}"
+                )
             time.sleep(0.005)
         results.append((time.perf_counter() - started) * 1000)
     return results
