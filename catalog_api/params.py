@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -81,18 +81,22 @@ def parse_updated_since(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     if _DATE.fullmatch(raw):
-        return datetime.combine(_parse_date("updated_since", raw), time(), SHANGHAI)
-    # A literal "+" in a query string decodes to a space.
-    text = re.sub(r" ([0-9]{2}:?[0-9]{2})$", r"+\1", raw)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadParameter(
-            "updated_since must be an ISO 8601 date-time with an offset or a YYYY-MM-DD date"
-        ) from None
+        value = datetime.combine(_parse_date("updated_since", raw), time(), SHANGHAI)
+    else:
+        # A literal "+" in a query string decodes to a space.
+        text = re.sub(r" ([0-9]{2}:?[0-9]{2})$", r"+\1", raw)
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadParameter(
+                "updated_since must be an ISO 8601 date-time with an offset or a YYYY-MM-DD date"
+            ) from None
     if value.tzinfo is None:
         raise BadParameter("updated_since needs an offset (such as Z or +08:00)")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise BadParameter("updated_since is out of range") from None
 
 
 def parse_date(name: str, raw: str | None) -> date | None:

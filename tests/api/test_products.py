@@ -177,6 +177,8 @@ def test_unknown_product_is_404(client: FlaskClient) -> None:
         ("?updated_since=yesterday", "updated_since"),
         ("?updated_since=2026-03-01T00:00:00", "offset"),
         ("?updated_since=2026-02-30", "updated_since"),
+        ("?updated_since=0001-01-01T00:00:00%2B14:00", "range"),
+        ("?updated_since=0001-01-01", "range"),
         ("?cursor=!!!", "cursor"),
         ("?cursor=eDo1", "cursor"),  # base64 of "x:5": not one of ours
     ],
