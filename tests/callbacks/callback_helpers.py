@@ -11,8 +11,11 @@ from typing import Any
 
 import httpx
 from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from models.inbox import InboxMessage
 from worker.signing import auth_headers
 
 PARTNER_ID = 9258
@@ -137,3 +140,18 @@ def post_chunked(base_url: str, first: bytes, total: int, headers: dict[str, str
     status = connection.getresponse().status
     connection.close()
     return status
+
+
+class Sent:
+    """A fake broker: records what the app would publish (ids only)."""
+
+    def __init__(self) -> None:
+        self.ids: list[Any] = []
+
+    def __call__(self, inbox_id: int) -> None:
+        self.ids.append(inbox_id)
+
+
+def inbox_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(InboxMessage)) or 0)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from callback_helpers import Sent
 from flask import Flask
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import models.inbox
@@ -18,22 +18,11 @@ import models.orders  # noqa: F401
 from callbacks.app import create_app
 from models.base import Base
 from models.db import make_engine, make_session_factory
-from models.inbox import InboxMessage
 from tests.conftest import make_settings, sqlite_url_for
 from worker.runtime import build_runtime, set_runtime
 from worker.settings import Settings
 
 DEAD_SUPPLIER = "http://127.0.0.1:9"
-
-
-class Sent:
-    """A fake broker: records what the app would publish (ids only)."""
-
-    def __init__(self) -> None:
-        self.ids: list[Any] = []
-
-    def __call__(self, inbox_id: int) -> None:
-        self.ids.append(inbox_id)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -83,11 +72,6 @@ def sessions(cb_settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(cb_settings.database_url)
     yield make_session_factory(engine)
     engine.dispose()
-
-
-def inbox_count(sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(InboxMessage)) or 0)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from callback_helpers import (
     PATH,
     SAMPLES,
     SIGN_KEY,
+    Sent,
     encode,
     envelope,
     post_chunked,
@@ -25,7 +26,6 @@ from callback_helpers import (
     wait_for,
 )
 from click.testing import CliRunner
-from conftest import Sent
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 from test_callback_processing import FakeCatalog, receive, run

@@ -20,14 +20,15 @@ from callback_helpers import (
     PATH,
     SAMPLES,
     SIGN_KEY,
+    Sent,
     encode,
     envelope,
+    inbox_count,
     post,
     serving,
     signed,
     wait_for,
 )
-from conftest import Sent, inbox_count
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 

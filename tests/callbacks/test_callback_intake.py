@@ -14,13 +14,14 @@ from callback_helpers import (
     PATH,
     SAMPLES,
     SIGN_KEY,
+    Sent,
     encode,
     envelope,
+    inbox_count,
     post_chunked,
     serving,
     signed,
 )
-from conftest import Sent, inbox_count
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from callback_helpers import ID_NUMBER, MOBILE, PATH, SAMPLES, encode, envelope, signed
-from conftest import Sent
+from callback_helpers import ID_NUMBER, MOBILE, PATH, SAMPLES, Sent, encode, envelope, signed
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
