@@ -71,9 +71,9 @@ def get_calendar(product_id: str) -> Response:
         state().settings.price_window_days,
     )
     session = db()
-    if not queries.product_exists(session, key):
-        abort(404, f"no product {key}")
     days = queries.calendar(session, key, first, last)
+    if not days and not queries.product_exists(session, key):
+        abort(404, f"no product {key}")
     return _conditional(
         jsonify(
             {

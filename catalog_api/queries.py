@@ -14,15 +14,74 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from models.catalog import Change, DailyPrice, Product, SyncRun
 from models.catalog import Session as TimedSession
 
-ON_SHELF = 1
-OFF_SHELF = 0
+# Every contract field, under the model's snake_case names, in contract order.
+PRODUCT_FIELDS: tuple[str, ...] = (
+    "product_id",
+    "version",
+    "product_code",
+    "is_ticket",
+    "ticket_get_address",
+    "product_name",
+    "product_desc",
+    "entrance_mode",
+    "product_kind",
+    "adult_number",
+    "child_number",
+    "max_number_by_order",
+    "max_number_by_mobile",
+    "limit_day_by_mobile",
+    "max_number_by_card_id",
+    "limit_day_by_card_id",
+    "customer_set",
+    "total_stock",
+    "product_status",
+    "refund_set",
+    "scenic_spots",
+    "scenic_id",
+    "out_id",
+    "min_age",
+    "max_age",
+    "effective_time_mode",
+    "effective_time",
+    "become_effective_time",
+    "begin_effective_time",
+    "end_effective_time",
+    "booking_time",
+)
+# A selected row of any columns.
+AnyRow: TypeAlias = "sa.Row[*tuple[Any, ...]]"
+
+# What the API shows of a product: every contract field and the local bookkeeping consumers need.
+PRODUCT_COLUMNS = (
+    *(getattr(Product, name) for name in PRODUCT_FIELDS),
+    Product.is_authorized,
+    Product.updated_at,
+    Product.prices_refreshed_at,
+    Product.deauthorized_at,
+)
+_DAY_COLUMNS = (
+    DailyPrice.day,
+    DailyPrice.price,
+    DailyPrice.sale_price,
+    DailyPrice.market_price,
+    DailyPrice.stock,
+    DailyPrice.booking_days,
+)
+_SESSION_COLUMNS = (
+    TimedSession.day,
+    TimedSession.start_time,
+    TimedSession.end_time,
+    TimedSession.seats_code,
+    TimedSession.seats_num,
+)
 
 
 @dataclass(frozen=True)
@@ -39,24 +98,19 @@ class ProductFilter:
 class CalendarDay:
     """One resolved day of a product's calendar with that day's timed sessions."""
 
-    price: DailyPrice
-    sessions: Sequence[TimedSession]
+    price: AnyRow
+    sessions: Sequence[AnyRow]
 
 
 def list_products(
     session: Session, where: ProductFilter, after_product_id: int | None, limit: int
-) -> list[Product]:
+) -> list[AnyRow]:
     """Up to ``limit`` products matching ``where`` with ``product_id`` above the key, in key order.
 
     The key is the immutable primary key, so rows inserted or updated between two pages never
     shift a page boundary: nothing already listed comes back and nothing not yet listed is passed.
     """
-    stmt = (
-        sa.select(Product)
-        .options(defer(Product.raw), defer(Product.content_hash), defer(Product.prices_hash))
-        .order_by(Product.product_id)
-        .limit(limit)
-    )
+    stmt = sa.select(*PRODUCT_COLUMNS).order_by(Product.product_id).limit(limit)
     if after_product_id is not None:
         stmt = stmt.where(Product.product_id > after_product_id)
     if where.product_status is not None:
@@ -67,12 +121,13 @@ def list_products(
         stmt = stmt.where(Product.is_authorized.is_(where.is_authorized))
     if where.updated_since is not None:
         stmt = stmt.where(Product.updated_at >= where.updated_since)
-    return list(session.scalars(stmt))
+    return list(session.execute(stmt))
 
 
-def get_product(session: Session, product_id: int) -> Product | None:
+def get_product(session: Session, product_id: int) -> AnyRow | None:
     """The product with this id, authorized or not, or ``None``."""
-    return session.get(Product, product_id)
+    stmt = sa.select(*PRODUCT_COLUMNS).where(Product.product_id == product_id)
+    return session.execute(stmt).first()
 
 
 def product_exists(session: Session, product_id: int) -> bool:
@@ -91,14 +146,16 @@ def lowest_sale_price(session: Session, product_id: int, first: date, last: date
 
 def calendar(session: Session, product_id: int, first: date, last: date) -> list[CalendarDay]:
     """The priced days between ``first`` and ``last`` inclusive, in date order, with sessions."""
-    prices = session.scalars(
-        sa.select(DailyPrice)
+    prices = session.execute(
+        sa.select(*_DAY_COLUMNS)
         .where(DailyPrice.product_id == product_id, DailyPrice.day >= first, DailyPrice.day <= last)
         .order_by(DailyPrice.day)
     ).all()
-    sessions: dict[date, list[TimedSession]] = {}
-    for timed in session.scalars(
-        sa.select(TimedSession)
+    if not prices:
+        return []
+    sessions: dict[date, list[AnyRow]] = {}
+    for timed in session.execute(
+        sa.select(*_SESSION_COLUMNS)
         .where(
             TimedSession.product_id == product_id,
             TimedSession.day >= first,

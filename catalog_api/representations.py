@@ -6,45 +6,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from catalog_api.queries import CalendarDay
-from models.catalog import Change, Product
+from catalog_api.queries import PRODUCT_FIELDS, AnyRow, CalendarDay
+from models.catalog import Change
+
+__all__ = ["PRODUCT_FIELDS", "calendar_day", "change", "money", "product"]
 
 CENT = Decimal("0.01")
-
-# Every contract field, under the model's snake_case names, in contract order.
-PRODUCT_FIELDS: tuple[str, ...] = (
-    "product_id",
-    "version",
-    "product_code",
-    "is_ticket",
-    "ticket_get_address",
-    "product_name",
-    "product_desc",
-    "entrance_mode",
-    "product_kind",
-    "adult_number",
-    "child_number",
-    "max_number_by_order",
-    "max_number_by_mobile",
-    "limit_day_by_mobile",
-    "max_number_by_card_id",
-    "limit_day_by_card_id",
-    "customer_set",
-    "total_stock",
-    "product_status",
-    "refund_set",
-    "scenic_spots",
-    "scenic_id",
-    "out_id",
-    "min_age",
-    "max_age",
-    "effective_time_mode",
-    "effective_time",
-    "become_effective_time",
-    "begin_effective_time",
-    "end_effective_time",
-    "booking_time",
-)
 
 
 def money(value: Decimal | None) -> str | None:
@@ -62,7 +29,8 @@ def day(value: date) -> str:
     return value.isoformat()
 
 
-def product(row: Product) -> dict[str, Any]:
+def product(row: AnyRow) -> dict[str, Any]:
+    """A product row as selected by ``queries.PRODUCT_COLUMNS``."""
     body = {name: getattr(row, name) for name in PRODUCT_FIELDS}
     body.update(
         status="on_shelf" if row.product_status == 1 else "off_shelf",
