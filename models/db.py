@@ -30,9 +30,10 @@ def make_engine(url: str, **options: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options.setdefault("pool_pre_ping", True)
-    options.setdefault("pool_size", 5)
-    options.setdefault("max_overflow", 10)
-    options.setdefault("pool_timeout", 5)
+    if "poolclass" not in options:
+        options.setdefault("pool_size", 5)
+        options.setdefault("max_overflow", 10)
+        options.setdefault("pool_timeout", 5)
     if parsed.get_backend_name() == "postgresql":
         # A stuck database must fail fast, not hang a callback worker.
         options.setdefault("connect_args", {"connect_timeout": 3})
