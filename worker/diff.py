@@ -68,7 +68,7 @@ PRICE_DUE_KINDS = frozenset({ChangeKind.CREATED, ChangeKind.UPDATED, ChangeKind.
 
 
 def classify(remote: RemoteProduct, local: LocalProduct | None) -> ChangeKind | None:
-    """The change one remote product makes, None when unchanged; raises nothing, see ``plan_products``."""
+    """The change one remote product makes to what we hold; None when it makes none."""
     if local is None:
         return ChangeKind.CREATED
     if not local.is_authorized:
