@@ -64,6 +64,8 @@ class Scenario:
         if self.kind == "calendar":
             last = self.first + timedelta(days=CALENDAR_DAYS - 1)
             return f"/catalog/products/{product_id}/calendar?from={self.first}&to={last}"
+        if self.kind == "healthz":
+            return "/healthz"
         return f"/catalog/products/{product_id}"
 
 
@@ -74,6 +76,7 @@ def scenarios(products: int, today: date) -> list[Scenario]:
         Scenario("list, status+scenic filter", "list_filtered", products, today),
         Scenario(f"calendar, {CALENDAR_DAYS} days", "calendar", products, today),
         Scenario("product detail", "detail", products, today),
+        Scenario("healthz (no database: the floor)", "healthz", products, today),
     ]
 
 

@@ -122,6 +122,10 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "listProducts",
                     "summary": "Products in product_id order, keyset-paginated",
+                    "description": (
+                        "next_cursor is opaque (URL-safe base64 of the last key) and null on "
+                        "the last page. Rows written between pages never move a page boundary."
+                    ),
                     "parameters": [
                         _query(
                             "status",
@@ -202,6 +206,13 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "listChanges",
                     "summary": "The change feed after a seq, in order; follow next_after",
+                    "description": (
+                        "Pass next_after back as after. A seq that a transaction still in flight "
+                        "may commit later is never passed: a page stops before a hole in the "
+                        "sequence until no writer is in flight or the hole has persisted for the "
+                        "settle delay (10 s by default), so a consumer neither misses nor "
+                        "repeats a change. has_more is true when the page is full."
+                    ),
                     "parameters": [
                         _query("after", ID, "the last seq already read (next_after); 0 by default"),
                         _query(

@@ -118,7 +118,7 @@ def list_products(
     if where.scenic_id is not None:
         stmt = stmt.where(Product.scenic_id == where.scenic_id)
     if where.is_authorized is not None:
-        stmt = stmt.where(Product.is_authorized.is_(where.is_authorized))
+        stmt = stmt.where(Product.is_authorized == where.is_authorized)
     if where.updated_since is not None:
         stmt = stmt.where(Product.updated_at >= where.updated_since)
     return list(session.execute(stmt))
