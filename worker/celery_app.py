@@ -25,6 +25,7 @@ from worker.settings import Settings, load_settings
 QUEUE = "catalog-sync"
 URGENT_PRIORITY = 0
 ROLLING_PRIORITY = 9
+RELAY_INTERVAL_S = 60.0
 INCLUDE = ("worker.tasks", "callbacks.tasks")
 REDIS_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
@@ -71,6 +72,11 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
             "rolling-price-refresh": {
                 "task": "worker.tasks.rolling_price_refresh",
                 "schedule": settings.price_refresh_interval_s,
+            },
+            # Re-queues inbox rows whose processing task was lost; parks repeated failures.
+            "relay-inbox": {
+                "task": "callbacks.tasks.relay_inbox",
+                "schedule": RELAY_INTERVAL_S,
             },
         },
         timezone="UTC",
