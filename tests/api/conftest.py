@@ -5,37 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from builders import T0, api_settings
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.builders import T0, api_settings
 from catalog_api.app import create_app
-from models.base import Base
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """As the shared fixture, but emptying PostgreSQL with a plain engine: the shared one passes
-    ``poolclass=NullPool`` to ``make_engine``, which then rejects its own pool_size default."""
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        target = tmp_path / "catalog.db"
-        target.write_bytes(template.read_bytes())
-        yield f"sqlite:///{target}"
-        return
-    url: str = request.getfixturevalue("pg_database_url")
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-    yield url
 
 
 class Clock:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import builders as b
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
+
+from api import builders as b
 
 TOKEN = "s3cret-token"
 GUARDED = [

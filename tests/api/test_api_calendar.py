@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import builders as b
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from api import builders as b
 from models.catalog import DailyPrice, Product
 
 

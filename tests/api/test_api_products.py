@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import builders as b
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from api import builders as b
 from catalog_api.representations import PRODUCT_FIELDS
 from models.catalog import Product
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import builders as b
 import pytest
 import schemathesis
 from flask import Flask
@@ -22,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session
 
+from api import builders as b
 from catalog_api.app import create_app
 
 EXAMPLES = 40
