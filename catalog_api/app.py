@@ -38,7 +38,6 @@ def create_app(
         # The embedded default sets itself up on first use, as the worker does.
         ensure_schema(engine)
     app = Flask(__name__)
-    app.json.sort_keys = True  # type: ignore[attr-defined]
     registry = CollectorRegistry(auto_describe=True)
     app.extensions["catalog_api"] = ApiState(
         settings=settings,
@@ -61,6 +60,7 @@ def create_app(
 
 
 def error(status: int, code: str, message: str) -> tuple[Response, int]:
+    """The one error shape: ``{"error": code, "message": message}``."""
     return jsonify({"error": code, "message": message}), status
 
 

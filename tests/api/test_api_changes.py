@@ -170,3 +170,49 @@ def test_a_hole_is_passed_after_the_settle_delay_while_writers_stay_busy(
     finally:
         writer.rollback()
         writer.close()
+
+
+@postgres_only
+def test_a_follower_sees_every_commit_once_while_writers_commit_out_of_order(
+    client: FlaskClient, session_factory: sessionmaker[Session]
+) -> None:
+    import random
+    import threading
+    import time
+
+    def write(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(12):
+            session = session_factory()
+            try:
+                b.change(session, seed)  # draws the seq now
+                time.sleep(rng.random() * 0.03)  # others draw and commit meanwhile
+                if rng.random() < 0.15:
+                    session.rollback()
+                else:
+                    session.commit()
+            finally:
+                session.close()
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for writer in writers:
+        writer.start()
+    seen: list[int] = []
+    after = 0
+    while any(w.is_alive() for w in writers):
+        body = feed(client, after, limit=5)
+        seen += [c["seq"] for c in body["changes"]]
+        after = body["next_after"]
+    for writer in writers:
+        writer.join()
+    rest, _ = follow(client, after, limit=5)
+    seen += rest
+
+    committed = list(arrange_seqs(session_factory))
+    assert len(seen) == len(set(seen)), "a change was served twice"
+    assert seen == committed, "a change was skipped"
+
+
+def arrange_seqs(session_factory: sessionmaker[Session]) -> list[int]:
+    with session_factory() as session:
+        return list(session.scalars(sa.select(Change.seq).order_by(Change.seq)))

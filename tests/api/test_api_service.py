@@ -136,3 +136,20 @@ def test_api_command_is_registered_with_a_port_option() -> None:
     assert "--port" in result.output
     bad = CliRunner().invoke(main, ["api", "--port", "0"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_create_app_reads_settings_from_the_environment(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog_api.app import create_app
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ZZY_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ZZY_PARTNER_ID", "9258")
+    monkeypatch.setenv("ZZY_SIGN_KEY", "k")
+    monkeypatch.setenv("CATALOG_API_TOKEN", "from-env")
+    client = create_app().test_client()
+    assert client.get("/catalog/products").status_code == 401
+    ok = client.get("/catalog/products", headers={"Authorization": "Bearer from-env"})
+    assert ok.status_code == 200
