@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.catalog import Change
 from models.catalog import Product as ProductRow
 from models.db import make_engine, make_session_factory
+from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
 from worker.celery_app import create_celery
 from worker.products import sync_products
 from worker.tasks import queue_price_refresh, queue_product_refresh

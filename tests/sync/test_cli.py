@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from click.testing import CliRunner
-from conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
 
+from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
 from worker.cli import main
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import make_settings
 from sqlalchemy import func, select
 
 from models.catalog import SyncRun
+from tests.conftest import make_settings
 from worker.celery_app import create_celery
 from worker.locks import FileLock, RedisLock
 from worker.ratelimit import RedisRateLimiter

@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from conftest import make_settings
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.catalog import Product as ProductRow
+from tests.conftest import make_settings
 from worker.celery_app import QUEUE, ROLLING_PRIORITY, create_celery
 from worker.client import SupplierClient
 from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
