@@ -1,12 +1,16 @@
-"""The whole sync loop on the embedded default (SQLite, no Redis, no PostgreSQL).
+"""The whole loop on the embedded default (SQLite, no Redis, no PostgreSQL).
 
 Starts the supplier sandbox on a free loopback port, runs a full sync, mutates the
 supplier's catalog, runs an incremental sync that fetches only what changed, refreshes one
-product the way a notification would, and prints the status. Run it with ``make demo``.
+product the way a notification would, and prints the status. Then it starts the callback
+receiver, a Celery worker on the server-less SQLite broker and the read API: the supplier
+sends signed notifications, the worker applies them, and the read API shows the result.
+Run it with ``make demo``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -37,6 +41,27 @@ def heading(text: str) -> None:
 def run(*args: str, env: dict[str, str]) -> None:
     print("$ catalog-sync " + " ".join(args), flush=True)
     subprocess.run([str(BIN / "catalog-sync"), *args], env=env, check=True)
+
+
+def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (WORK / f"{name}.log").open("w")
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_until_up(client: httpx.Client, path: str) -> bool:
+    for _ in range(150):
+        try:
+            if client.get(path).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def show(title: str, payload: Any) -> None:
+    print(f"{title}:")
+    print("  " + json.dumps(payload, ensure_ascii=False, indent=2).replace("\n", "\n  "))
 
 
 def requests_by_path(admin: httpx.Client) -> dict[str, Any]:
@@ -117,12 +142,123 @@ def main() -> int:
 
         heading("5. Status")
         run("status", env=env)
+
+        notifications(env, admin, ids)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
         log.close()
         admin.close()
     return 0
+
+
+def notifications(env: dict[str, str], admin: httpx.Client, ids: list[int]) -> None:
+    """Callback receiver + worker + read API, all on the embedded default."""
+    web_port, api_port = free_port(), free_port()
+    env = {
+        **env,
+        "BROKER_DB_URL": f"sqlite:///{WORK / 'broker.db'}",
+        "PRODUCT_NOTICE_COALESCE_S": "1",
+    }
+    cli = str(BIN / "catalog-sync")
+    processes = [
+        start("web", [cli, "web", "--port", str(web_port)], env),
+        start("api", [cli, "api", "--port", str(api_port)], env),
+        start(
+            "worker",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+        ),
+    ]
+    web = httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10)
+    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10)
+    try:
+        if not (wait_until_up(web, "/healthz") and wait_until_up(api, "/healthz")):
+            print("the callback receiver or the read API did not start; see var/demo/*.log")
+            return
+        heading("6. The supplier notifies: a reprice and an off-shelf, signed callbacks")
+        feed = api.get("/catalog/changes", params={"after": 0, "limit": 1000}).json()
+        after = feed["next_after"]
+        admin.post(
+            "/_admin/settings", json={"callback_url": f"http://127.0.0.1:{web_port}/callbacks/zzy"}
+        )
+        repriced, off_shelf = ids[10], ids[11]
+        admin.post(f"/_admin/products/{repriced}/reprice", json={"delta": "3.00", "notify": True})
+        admin.post(f"/_admin/products/{off_shelf}/shelf", json={"on_shelf": False, "notify": True})
+        print(
+            f"sandbox repriced {repriced} (notice Status 3) and took {off_shelf} off shelf (Status 0)"
+        )
+        admin.post("/_admin/callbacks/wait", json={"timeout_s": 10})
+        deliveries = admin.get("/_admin/callbacks").json()["deliveries"]
+        for delivery in deliveries:
+            print(
+                f"  {delivery['service']} {delivery['body']} -> HTTP {delivery['last_status']} {(delivery['last_reply'] or '').strip()}"
+            )
+        wanted = {(repriced, "prices"), (off_shelf, "status")}
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while wanted and time.monotonic() < deadline:
+            page = api.get("/catalog/changes", params={"after": after, "limit": 100}).json()
+            for change in page["changes"]:
+                seen.append(change)
+                wanted.discard((change["product_id"], change["kind"]))
+            after = page["next_after"]
+            time.sleep(0.5)
+        print("the worker applied them; the change feed now shows:")
+        for change in seen:
+            print(
+                f"  seq {change['seq']}: product {change['product_id']} {change['kind']} (version {change['version']})"
+            )
+        if wanted:
+            print(f"still waiting for {sorted(wanted)}; see var/demo/worker.log")
+        print("$ catalog-sync inbox list", flush=True)
+        subprocess.run([cli, "inbox", "list"], env=env, check=False)
+
+        heading("7. The read API serves the local catalog to the distributor's own systems")
+        product = api.get(f"/catalog/products/{repriced}").json()
+        show(
+            f"GET /catalog/products/{repriced} (abridged)",
+            {
+                k: product[k]
+                for k in (
+                    "product_id",
+                    "product_name",
+                    "version",
+                    "status",
+                    "lowest_sale_price",
+                    "prices_refreshed_at",
+                )
+            },
+        )
+        calendar = api.get(f"/catalog/products/{repriced}/calendar").json()
+        show(
+            f"GET /catalog/products/{repriced}/calendar (first 2 of {len(calendar['days'])} days)",
+            calendar["days"][:2],
+        )
+        listing = api.get("/catalog/products", params={"status": "on_shelf", "limit": 3}).json()
+        print(
+            f"GET /catalog/products?status=on_shelf&limit=3 -> {[p['product_id'] for p in listing['products']]}, "
+            f"next_cursor={listing['next_cursor']!r}"
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        web.close()
+        api.close()
 
 
 if __name__ == "__main__":
