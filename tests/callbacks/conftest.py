@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from callback_helpers import Sent
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,38 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 import models.inbox
 import models.orders  # noqa: F401
 from callbacks.app import create_app
-from models.base import Base
 from models.db import make_engine, make_session_factory
-from tests.conftest import make_settings, sqlite_url_for
+from tests.conftest import make_settings
 from worker.runtime import build_runtime, set_runtime
 from worker.settings import Settings
 
 DEAD_SUPPLIER = "http://127.0.0.1:9"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The root fixture, minus its NullPool + pool_size clash in ``make_engine`` (reported)."""
-    if request.param == "sqlite":
-        yield sqlite_url_for(request.getfixturevalue("sqlite_template"), tmp_path)
-        return
-    url: str = request.getfixturevalue("pg_database_url")
-    truncate(url)
-    yield url
-
-
-def truncate(url: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
-@pytest.fixture
-def pg_url(pg_database_url: str) -> str:
-    truncate(pg_database_url)
-    return pg_database_url
 
 
 @pytest.fixture
