@@ -29,7 +29,13 @@ from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from worker.errors import (
     SupplierBadPayload,
@@ -103,6 +109,7 @@ class SupplierClient:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 5.0,
         price_concurrency: int = 4,
+        retry_budget_s: float = 45.0,
         rate_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -114,6 +121,7 @@ class SupplierClient:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._price_concurrency = price_concurrency
+        self._retry_budget_s = retry_budget_s
         self._limiter: RateLimiter = rate_limiter or NoLimit()
         self._clock = clock
         self._count_lock = threading.Lock()
@@ -192,7 +200,12 @@ class SupplierClient:
         return [product for page in self.iter_product_pages() for product in page.products]
 
     def get_product(self, product_id: int) -> Product | None:
-        """One product by id, or None when it is not (or no longer) authorized."""
+        """One product by id, or None when the supplier says it is not (or no longer) authorized.
+
+        "Gone" is only an empty answer with ``TotalCount`` 0: a page holding other products (a
+        supplier ignoring the filter) or a count without the item raises ``SupplierBadPayload``,
+        because callers deauthorize on None.
+        """
         data = self._call(
             "GET", PRODUCTS_PATH, params={"pageIndex": 1, "pageSize": 1, "productId": product_id}
         )
@@ -205,7 +218,13 @@ class SupplierClient:
                 raise SupplierBadPayload(
                     None, f"product {product_id} is invalid: {invalid.error}", ""
                 )
-        return None
+        if page.size == 0 and page.total_count == 0:
+            return None
+        raise SupplierBadPayload(
+            None,
+            f"asked for product {product_id}, got {page.size} other item(s) of {page.total_count}",
+            "",
+        )
 
     def _parse_page(self, data: Any, index: int, size: int) -> ProductPage:
         if not isinstance(data, dict):
@@ -324,7 +343,9 @@ class SupplierClient:
             return self._send(method, path, params, body, idempotent=False)
         retrying = Retrying(
             retry=retry_if_exception_type(SupplierUnavailable),
-            stop=stop_after_attempt(self._read_retries + 1),
+            # Attempts, and a total time that ends below a Celery task's soft limit (60 s).
+            stop=stop_after_attempt(self._read_retries + 1)
+            | stop_after_delay(self._retry_budget_s),
             wait=wait_random_exponential(
                 multiplier=self._backoff_initial_s, max=self._backoff_max_s
             ),
@@ -350,12 +371,13 @@ class SupplierClient:
             content = json.dumps(wire, ensure_ascii=False).encode()
         request = self._http.build_request(method, path, params=params, content=content)
         signed_path = request.url.path
+        # Wait for the rate budget first: a timestamp taken before a long wait could go stale.
+        self._limiter.acquire()
         request.headers.update(
             auth_headers(self._partner_id, self._sign_key, signed_path, int(self._clock() * 1000))
         )
         if content is not None:
             request.headers["Content-Type"] = "application/json"
-        self._limiter.acquire()
         with self._count_lock:
             self.requests_sent += 1
         started = time.perf_counter()
@@ -381,12 +403,21 @@ class SupplierClient:
             raise SupplierUnavailable(
                 f"{method} {path}: rate limited (HTTP 429)", status_code=status
             )
+        if status == 408 and idempotent:
+            raise SupplierUnavailable(
+                f"{method} {path}: request timeout (HTTP 408)", status_code=status
+            )
         if status >= 500:
             error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
             raise error(f"{method} {path}: HTTP {status}", status_code=status)
         try:
             envelope = json.loads(response.content, parse_float=Decimal)
         except ValueError:
+            if not idempotent:
+                # A gateway's error page says nothing about whether the write was applied.
+                raise SupplierOutcomeUnknown(
+                    f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status
+                ) from None
             if status >= 400:
                 raise SupplierRejected(
                     None, f"HTTP {status} without a JSON body", "", status_code=status
