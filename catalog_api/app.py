@@ -18,7 +18,7 @@ from catalog_api.context import ApiState, close_session
 from catalog_api.params import BadParameter
 from catalog_api.queries import GapClock
 from models.db import ensure_schema, make_engine, make_session_factory
-from worker.settings import Settings, load_settings
+from worker.settings import ReadApiSettings, load_settings
 
 # How long a hole in the change feed must persist, while writers are busy, before the feed
 # treats it as a rollback and passes it (see ``queries.changes_after``).
@@ -26,13 +26,13 @@ DEFAULT_CHANGE_SETTLE = timedelta(seconds=10)
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: ReadApiSettings | None = None,
     *,
     clock: Callable[[], datetime] | None = None,
     change_settle: timedelta = DEFAULT_CHANGE_SETTLE,
 ) -> Flask:
     """Build the app; ``settings`` default to the environment (``load_settings``)."""
-    settings = settings or load_settings()
+    settings = settings or load_settings(ReadApiSettings)
     engine = make_engine(settings.database_url)
     if engine.dialect.name == "sqlite":
         # The embedded default sets itself up on first use, as the worker does.

@@ -14,10 +14,10 @@ def api(host: str, port: int) -> None:
 
     from catalog_api.app import create_app
     from worker.logs import configure_logging
-    from worker.settings import ConfigError, load_settings
+    from worker.settings import ConfigError, ReadApiSettings, load_settings
 
     try:
-        settings = load_settings()
+        settings = load_settings(ReadApiSettings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     secrets = [settings.catalog_api_token.get_secret_value()] if settings.catalog_api_token else []

@@ -12,14 +12,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.queries import GapClock
-from worker.settings import Settings
+from worker.settings import ReadApiSettings
 
 
 @dataclass
 class ApiState:
     """What the views need, built once per app."""
 
-    settings: Settings
+    settings: ReadApiSettings
     engine: Engine
     sessions: sessionmaker[Session]
     registry: CollectorRegistry

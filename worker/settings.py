@@ -1,9 +1,13 @@
-"""The one typed settings object, read from the environment at the entry points only."""
+"""The typed settings, read from the environment at the entry points only.
+
+``Settings`` is everything; ``ReadApiSettings`` is the part the read-only catalog API needs,
+so that process is never handed the supplier's sign key.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,10 +17,19 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
-class Settings(BaseSettings):
-    """Everything configurable, with the environment variable named by each field (upper case)."""
+class ReadApiSettings(BaseSettings):
+    """Storage, freshness window and token: all the read API reads."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    database_url: str = "sqlite:///var/catalog.db"
+    price_window_days: int = Field(default=60, ge=1, le=366)
+    catalog_api_token: SecretStr | None = None
+    log_level: str = "INFO"
+
+
+class Settings(ReadApiSettings):
+    """Everything configurable, with the environment variable named by each field (upper case)."""
 
     # The supplier.
     zzy_base_url: str
@@ -32,13 +45,11 @@ class Settings(BaseSettings):
     page_size: int = Field(default=100, ge=1, le=1000)
     read_retries: int = Field(default=4, ge=0, le=10)
 
-    # Storage and broker.
-    database_url: str = "sqlite:///var/catalog.db"
+    # Broker (the database is in ReadApiSettings).
     redis_url: str | None = None
     broker_db_url: str = "sqlite:///var/broker.db"
 
-    # Sync behaviour.
-    price_window_days: int = Field(default=60, ge=1, le=366)
+    # Sync behaviour (the price window is in ReadApiSettings).
     price_max_age: timedelta = timedelta(hours=6)
     price_batch_size: int = Field(default=50, ge=1)
     product_pass_interval_s: float = Field(default=600.0, gt=0)
@@ -52,11 +63,6 @@ class Settings(BaseSettings):
     callback_max_body: int = Field(default=65536, ge=1024)
     inbox_max_attempts: int = Field(default=5, ge=1)
     product_notice_coalesce_s: float = Field(default=30.0, ge=0)
-
-    # Read API.
-    catalog_api_token: SecretStr | None = None
-
-    log_level: str = "INFO"
 
     @field_validator("zzy_base_url")
     @classmethod
@@ -101,10 +107,13 @@ class Settings(BaseSettings):
         return self.redis_url is not None
 
 
-def load_settings(**overrides: Any) -> Settings:
+S = TypeVar("S", bound=ReadApiSettings)
+
+
+def load_settings(kind: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
     """Read settings from the environment; raise ``ConfigError`` naming each bad variable."""
     try:
-        return Settings(**overrides)
+        return kind(**overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -71,3 +71,16 @@ def test_sign_key_never_prints(env: pytest.MonkeyPatch) -> None:
 def test_price_max_age_accepts_seconds(env: pytest.MonkeyPatch) -> None:
     env.setenv("PRICE_MAX_AGE", "3600")
     assert load_settings().price_max_age == timedelta(hours=1)
+
+
+def test_the_read_api_needs_no_supplier_secrets(env: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from catalog_api.app import create_app
+    from worker.settings import ReadApiSettings
+
+    for name in REQUIRED:
+        env.delenv(name)
+    env.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
+    settings = load_settings(ReadApiSettings)
+    assert not hasattr(settings, "zzy_sign_key")
+    app = create_app()
+    assert app.test_client().get("/healthz").status_code == 200
