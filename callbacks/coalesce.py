@@ -50,6 +50,10 @@ class Coalescer(Protocol):
         """Close the window (the refresh failed; the retry must not be coalesced away)."""
         ...
 
+    def release_trailing(self, key: str) -> None:
+        """Free the trailing slot (its refresh could not be scheduled; a later notice takes it)."""
+        ...
+
 
 class RedisCoalescer:
     """Windows in Redis, shared by every worker. Fails open: with Redis away, refresh now."""
@@ -86,8 +90,14 @@ class RedisCoalescer:
             log.warning("coalescing unavailable (%s)", type(exc).__name__)
 
     def release(self, key: str) -> None:
+        self._delete(f"{self.prefix}{key}")
+
+    def release_trailing(self, key: str) -> None:
+        self._delete(f"{self.prefix}{key}:trailing")
+
+    def _delete(self, name: str) -> None:
         try:
-            self.client.delete(f"{self.prefix}{key}")
+            self.client.delete(name)
         except redis.RedisError as exc:
             log.warning("coalescing unavailable (%s)", type(exc).__name__)
 
@@ -121,3 +131,7 @@ class LocalCoalescer:
     def release(self, key: str) -> None:
         with self._lock:
             self._lead.pop(key, None)
+
+    def release_trailing(self, key: str) -> None:
+        with self._lock:
+            self._trail.pop(key, None)

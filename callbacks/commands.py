@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
+from worker.logs import configure_logging
 
 
 @click.command()
@@ -25,6 +26,8 @@ def web(host: str, port: int) -> None:
 @click.group()
 def inbox() -> None:
     """See and retry the callback inbox."""
+    settings = _runtime().settings
+    configure_logging(settings.log_level, [settings.zzy_sign_key.get_secret_value()])
 
 
 def _runtime() -> Any:

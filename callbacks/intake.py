@@ -21,6 +21,13 @@ HTTP  Code  meaning
 413   4130  body larger than ``CALLBACK_MAX_BODY``
 503   5030  could not be stored; send it again
 ====  ====  =====================================================================
+
+The signature covers the partner id, the millisecond timestamp and the path, not the body.
+So two different notices the supplier signs in the same millisecond share a signature: the
+first is stored, the second is refused as a replay (409 4090, ``IsSuccess`` false). It is
+not lost: the supplier resends any reply that is not a success (CONTRACT, "Callbacks": reply
+``IsSuccess:false`` "so that the supplier sends it again"), and a resend carries a fresh
+timestamp, hence a fresh signature, and is stored then.
 """
 
 from __future__ import annotations

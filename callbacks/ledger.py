@@ -1,7 +1,11 @@
 """The order ledger: plain functions applying order notices inside the caller's transaction.
 
-Each is idempotent (a notice applied twice leaves the same ledger) and tolerant of order:
-redemption counts never move backwards, and a notice for an unknown order creates its row.
+Each is idempotent (a notice applied twice leaves the same ledger) and independent of the
+order notices are processed in (relay retries reorder them): "received earlier" means a
+lower inbox id. A ticket notice older than the one that set the ticket fields changes
+nothing (``failed`` received before ``issued`` never overwrites it); the order's refund
+status is the review received last; redemption counts never move backwards; refunded and
+redeemed vouchers are unions. A notice for an unknown order creates its row.
 """
 
 from __future__ import annotations
@@ -53,9 +57,12 @@ def _union(existing: list[Any], new: list[str]) -> list[Any]:
     return merged
 
 
-def record_ticket(session: Session, notice: TicketNotice) -> Order:
-    """Tickets issued (1) or failed (2), with the order's and each visitor's voucher."""
+def record_ticket(session: Session, notice: TicketNotice, inbox_id: int) -> Order:
+    """Tickets issued (1) or failed (2), with vouchers; unless a later-received notice set them."""
     order = order_for(session, notice.order_id, notice.origin_order_id)
+    if order.ticket_inbox_id is not None and order.ticket_inbox_id > inbox_id:
+        return order
+    order.ticket_inbox_id = inbox_id
     order.ticket_status = notice.ticket_status
     vouchers = notice.voucher_code
     if vouchers is not None:
@@ -111,8 +118,12 @@ def record_refund(session: Session, notice: RefundNotice, inbox_id: int) -> Orde
             "received_at": utcnow(),
         },
     )
-    if added:
-        order.refund_status = notice.refund_status
-        if notice.refund_status == 1:
-            order.refunded_vouchers = _union(order.refunded_vouchers, list(notice.voucher_code))
+    if added and notice.refund_status == 1:
+        order.refunded_vouchers = _union(order.refunded_vouchers, list(notice.voucher_code))
+    order.refund_status = session.scalar(
+        select(OrderRefund.refund_status)
+        .where(OrderRefund.supplier_order_id == notice.order_id)
+        .order_by(OrderRefund.inbox_id.desc())
+        .limit(1)
+    )
     return order

@@ -4,8 +4,10 @@ A row is claimed (attempts + 1, committed, so a worker killed mid-way still coun
 applied. Order notices change the ledger in the same transaction that marks the row done, and
 that ``UPDATE ... WHERE status = 'pending'`` comes first, so two workers racing on one row
 apply it once. Product notices call the catalog sync (its own transactions; idempotent) and
-are marked done afterwards. A failure is recorded on the row (masked); the relay re-queues it
-and parks it as failed after ``max_attempts``.
+publish their trailing refresh (idempotent too) before the row is marked done: a publish
+that fails frees the trailing slot and leaves the row pending, and a retried product notice
+refreshes at once (an earlier attempt may have died holding the slot). A failure is recorded
+on the row (masked); the relay re-queues it and parks it as failed after ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.coalesce import Coalescer
+from callbacks.coalesce import NOW, Coalescer
 from callbacks.ledger import record_redemption, record_refund, record_ticket
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
@@ -44,12 +46,17 @@ class Catalog:
     queue_product_refresh: Callable[[int], object]
 
 
+# Publishes the trailing refresh of inbox row ``inbox_id`` to run ``delay_s`` from now; raises
+# when it could not be published.
+FollowUp = Callable[[int, float], object]
+
+
 @dataclass(frozen=True)
 class Outcome:
     inbox_id: int
     state: str  # done | skipped | retry | failed | missing
     detail: str = ""
-    follow_up_s: float | None = None  # schedule ``run_follow_up`` this many seconds from now
+    follow_up_s: float | None = None  # ``run_follow_up`` was published to run this much later
 
 
 def process_message(
@@ -60,6 +67,7 @@ def process_message(
     coalescer: Coalescer,
     window_s: float,
     max_attempts: int,
+    follow_up: FollowUp,
     secrets: Iterable[str] = (),
 ) -> Outcome:
     """Apply one inbox row once. Never raises for a bad row; the outcome says what happened."""
@@ -70,10 +78,14 @@ def process_message(
     try:
         notice = NOTICE_MODELS[service].model_validate(payload)
         if isinstance(notice, ProductNotice):
-            detail, follow_up = apply_product_notice(notice, catalog, coalescer, window_s)
+            detail, delay_s = apply_product_notice(
+                notice, catalog, coalescer, window_s, is_retry=attempts > 1
+            )
+            if delay_s is not None:
+                _publish_follow_up(follow_up, inbox_id, delay_s, coalescer, notice)
             with sessions.begin() as session:
                 _mark_done(session, inbox_id)
-            return Outcome(inbox_id, "done", detail, follow_up)
+            return Outcome(inbox_id, "done", detail, delay_s)
         with sessions.begin() as session:
             if not _mark_done(session, inbox_id):
                 return Outcome(inbox_id, "skipped", "applied by another worker")
@@ -94,14 +106,23 @@ def process_message(
 
 
 def apply_product_notice(
-    notice: ProductNotice, catalog: Catalog, coalescer: Coalescer, window_s: float
+    notice: ProductNotice,
+    catalog: Catalog,
+    coalescer: Coalescer,
+    window_s: float,
+    *,
+    is_retry: bool = False,
 ) -> tuple[str, float | None]:
-    """Status 0/1: shelf status now plus a confirming refresh; 2: refresh it; 3: its prices."""
+    """Status 0/1: shelf status now plus a confirming refresh; 2: refresh it; 3: its prices.
+
+    Returns what was done and, when the refresh was coalesced into a trailing one, the delay
+    to schedule it with. A retry is never coalesced away.
+    """
     product_id = notice.product_id
     if notice.status in (0, 1):
         catalog.set_shelf_status(product_id, notice.status)
     key = _coalesce_key(notice)
-    decision = coalescer.claim(key, window_s)
+    decision = NOW if is_retry else coalescer.claim(key, window_s)
     if decision.run_now:
         try:
             _refresh(notice, catalog)
@@ -112,6 +133,16 @@ def apply_product_notice(
     if decision.run_after_s is not None:
         return f"status {notice.status}: trailing refresh scheduled", decision.run_after_s
     return f"status {notice.status}: coalesced", None
+
+
+def _publish_follow_up(
+    follow_up: FollowUp, inbox_id: int, delay_s: float, coalescer: Coalescer, notice: ProductNotice
+) -> None:
+    try:
+        follow_up(inbox_id, delay_s)
+    except Exception:
+        coalescer.release_trailing(_coalesce_key(notice))
+        raise
 
 
 def run_follow_up(
@@ -151,7 +182,7 @@ def _refresh(notice: ProductNotice, catalog: Catalog) -> None:
 def apply_order_notice(session: Session, notice: Any, inbox_id: int) -> None:
     """Route an order notice to the ledger, inside the caller's transaction."""
     if isinstance(notice, TicketNotice):
-        record_ticket(session, notice)
+        record_ticket(session, notice, inbox_id)
     elif isinstance(notice, RedemptionNotice):
         record_redemption(session, notice)
     elif isinstance(notice, RefundNotice):

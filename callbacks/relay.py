@@ -1,8 +1,16 @@
 """The relay: find inbox rows not processed in time, park the hopeless, prune the replay cache.
 
-Run on beat (every minute). Rows still pending ``stale_after_s`` after their last touch are
-re-queued (a lost task, a failed attempt, Redis down at intake); rows that used up
-``max_attempts`` are parked as failed for an operator (``catalog-sync inbox replay ID``).
+Run on beat (every minute). A pending row is re-queued once it has been left alone for
+``retry_delay_s(attempts)``: ``stale_after_s`` for a row never tried (a lost task, Redis down
+at intake), doubling with each attempt made, capped at ``max_delay_s``. Re-queueing stamps
+``updated_at``, so a row already queued is not queued again every minute while a worker is
+busy or away. Rows that used up ``max_attempts`` are parked as failed for an operator
+(``catalog-sync inbox replay ID``).
+
+With the defaults (``stale_after_s`` 60 s, ``INBOX_MAX_ATTEMPTS`` 5) the attempts come at
+about 0, 2, 6, 14 and 30 minutes after the first one (each wait rounded up to the next
+relay tick), so a row is parked only after a supplier or database outage of about half an
+hour; each further attempt allowed roughly doubles that, up to one hour between attempts.
 """
 
 from __future__ import annotations
@@ -10,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
+
+MAX_DELAY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,11 @@ class RelayPlan:
     pruned_signatures: int = 0
 
 
+def retry_delay_s(attempts: int, stale_after_s: float, max_delay_s: float = MAX_DELAY_S) -> float:
+    """How long a pending row with ``attempts`` made is left alone before it is re-queued."""
+    return float(min(stale_after_s * 2 ** max(attempts, 0), max_delay_s))
+
+
 def plan_relay(
     session: Session,
     *,
@@ -30,15 +45,67 @@ def plan_relay(
     stale_after_s: float,
     max_attempts: int,
     signature_ttl_s: float,
+    max_delay_s: float = MAX_DELAY_S,
     limit: int = 500,
 ) -> RelayPlan:
-    """In the caller's transaction: park exhausted rows, prune old signatures, list the rest."""
+    """In the caller's transaction: park exhausted rows, prune old signatures, stamp and list
+    the rows due for another attempt (their ``updated_at`` becomes ``now``)."""
+    parked = _park_exhausted(session, now, stale_after_s, max_attempts, limit)
+    requeue = list(
+        session.scalars(
+            select(InboxMessage.id)
+            .where(
+                InboxMessage.status == InboxStatus.PENDING,
+                _due(now, stale_after_s, max_attempts, max_delay_s),
+            )
+            .order_by(InboxMessage.id)
+            .limit(limit)
+        )
+    )
+    if requeue:
+        session.execute(
+            update(InboxMessage)
+            .where(InboxMessage.id.in_(requeue), InboxMessage.status == InboxStatus.PENDING)
+            .values(updated_at=now)
+        )
+    pruned = session.execute(
+        delete(InboxSignature)
+        .where(InboxSignature.seen_at < now - timedelta(seconds=signature_ttl_s))
+        .returning(InboxSignature.signature)
+    ).all()
+    return RelayPlan(requeue, parked, len(pruned))
+
+
+def _due(
+    now: datetime, stale_after_s: float, max_attempts: int, max_delay_s: float
+) -> ColumnElement[bool]:
+    """Pending rows with attempts left whose back-off has run out (one term per attempt count)."""
+    return or_(
+        false(),
+        *(
+            and_(
+                InboxMessage.attempts == attempts,
+                InboxMessage.updated_at
+                <= now - timedelta(seconds=retry_delay_s(attempts, stale_after_s, max_delay_s)),
+            )
+            for attempts in range(max(max_attempts, 0))
+        ),
+    )
+
+
+def _park_exhausted(
+    session: Session, now: datetime, stale_after_s: float, max_attempts: int, limit: int
+) -> list[int]:
+    """Rows whose last attempt was claimed ``stale_after_s`` ago and never finished."""
     cutoff = now - timedelta(seconds=stale_after_s)
-    stale = InboxMessage.status == InboxStatus.PENDING, InboxMessage.updated_at <= cutoff
     parked = list(
         session.scalars(
             select(InboxMessage.id)
-            .where(*stale, InboxMessage.attempts >= max_attempts)
+            .where(
+                InboxMessage.status == InboxStatus.PENDING,
+                InboxMessage.updated_at <= cutoff,
+                InboxMessage.attempts >= max_attempts,
+            )
             .order_by(InboxMessage.id)
             .limit(limit)
         )
@@ -49,20 +116,7 @@ def plan_relay(
             .where(InboxMessage.id.in_(parked), InboxMessage.status == InboxStatus.PENDING)
             .values(status=InboxStatus.FAILED, updated_at=now)
         )
-    requeue = list(
-        session.scalars(
-            select(InboxMessage.id)
-            .where(*stale, InboxMessage.attempts < max_attempts)
-            .order_by(InboxMessage.id)
-            .limit(limit)
-        )
-    )
-    pruned = session.execute(
-        delete(InboxSignature)
-        .where(InboxSignature.seen_at < now - timedelta(seconds=signature_ttl_s))
-        .returning(InboxSignature.signature)
-    ).all()
-    return RelayPlan(requeue, parked, len(pruned))
+    return parked
 
 
 def replay(session: Session, inbox_id: int, now: datetime) -> bool:

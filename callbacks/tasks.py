@@ -70,7 +70,7 @@ def coalescer_for(runtime: Runtime) -> Coalescer:
 
 
 def _process_inbox(inbox_id: int) -> str:
-    """Apply one inbox row (idempotent); schedule its trailing refresh when coalesced."""
+    """Apply one inbox row (idempotent); its trailing refresh is queued before it is done."""
     runtime = get_runtime()
     settings = runtime.settings
     outcome = process_message(
@@ -80,13 +80,15 @@ def _process_inbox(inbox_id: int) -> str:
         coalescer=coalescer_for(runtime),
         window_s=settings.product_notice_coalesce_s,
         max_attempts=settings.inbox_max_attempts,
+        follow_up=_publish_follow_up,
         secrets=[settings.zzy_sign_key.get_secret_value()],
     )
-    if outcome.follow_up_s is not None:
-        follow_up_refresh.apply_async(
-            args=[inbox_id], countdown=outcome.follow_up_s, priority=URGENT_PRIORITY
-        )
     return outcome.state
+
+
+def _publish_follow_up(inbox_id: int, delay_s: float) -> None:
+    """Queue the trailing refresh; raises when the broker would not take it."""
+    follow_up_refresh.apply_async(args=[inbox_id], countdown=delay_s, priority=URGENT_PRIORITY)
 
 
 def _follow_up_refresh(inbox_id: int) -> str:

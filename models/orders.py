@@ -25,6 +25,8 @@ class Order(Base):
     supplier_order_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     origin_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     ticket_status: Mapped[int | None] = mapped_column(Integer)  # 1 issued, 2 failed
+    # The inbox row whose ticket notice set the ticket fields: an older one never overwrites.
+    ticket_inbox_id: Mapped[int | None] = mapped_column(BigInteger)
     order_voucher_code: Mapped[str | None] = mapped_column(String(255))
     # [{"voucher_code", "id_card_no" (masked to last 4), "mobile" (masked)}]
     visitor_vouchers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
@@ -32,7 +34,8 @@ class Order(Base):
     checked_number: Mapped[int] = mapped_column(Integer, default=0)  # never moves backwards
     redeemed_vouchers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     voucher_type: Mapped[int | None] = mapped_column(Integer)
-    refund_status: Mapped[int | None] = mapped_column(Integer)  # the latest review: 1 ok, 2 no
+    # The review received last (highest inbox id), whatever order they were processed in.
+    refund_status: Mapped[int | None] = mapped_column(Integer)  # 1 ok, 2 no
     refunded_vouchers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

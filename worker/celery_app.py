@@ -14,12 +14,14 @@ worker holds at most one message per process, so the ordering is not lost in a p
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
+from worker.logs import MaskingFilter
 from worker.settings import Settings, load_settings
 
 QUEUE = "catalog-sync"
@@ -112,4 +114,15 @@ def _fresh_runtime_after_fork(**_: Any) -> None:
     set_runtime(None)
 
 
+def _mask_logger_handlers(logger: logging.Logger, **_: Any) -> None:
+    """Worker and beat logs (task tracebacks, the supplier's free-text Message) go out masked."""
+    settings: Settings | None = getattr(get_app().conf, "catalog_settings", None)
+    secrets = [settings.zzy_sign_key.get_secret_value()] if settings is not None else []
+    for handler in logger.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter(secrets))
+
+
 worker_process_init.connect(_fresh_runtime_after_fork, weak=False)
+after_setup_logger.connect(_mask_logger_handlers, weak=False)
+after_setup_task_logger.connect(_mask_logger_handlers, weak=False)

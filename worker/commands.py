@@ -9,6 +9,7 @@ from typing import Any
 import click
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.logs import configure_logging
 from worker.settings import ConfigError, Settings, load_settings
 
 
@@ -17,13 +18,17 @@ class _DatabaseOnly(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
     database_url: str = Settings.model_fields["database_url"].default
+    log_level: str = Settings.model_fields["log_level"].default
 
 
 def _settings() -> Settings:
+    """The settings, with logging set up (masked, the sign key among the secrets)."""
     try:
-        return load_settings()
+        settings: Settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    configure_logging(settings.log_level, [settings.zzy_sign_key.get_secret_value()])
+    return settings
 
 
 @click.group()
@@ -37,7 +42,9 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations (SQLite also does this itself on first use)."""
     from models.db import make_engine, upgrade
 
-    database_url = _DatabaseOnly().database_url  # upgrading needs no supplier settings
+    only = _DatabaseOnly()  # upgrading needs no supplier settings (nor knows the sign key)
+    configure_logging(only.log_level)
+    database_url = only.database_url
     engine = make_engine(database_url)
     try:
         upgrade(engine, revision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,6 +59,19 @@ def receive(app: Flask, service: str, body: dict[str, Any], sent: Sent) -> int:
     return int(sent.ids[-1])
 
 
+class Publisher:
+    """A fake broker for trailing refreshes: records (inbox id, delay); can be told to fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.published: list[tuple[int, float]] = []
+        self.fail = fail
+
+    def __call__(self, inbox_id: int, delay_s: float) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.published.append((inbox_id, delay_s))
+
+
 def run(
     sessions: sessionmaker[Session],
     inbox_id: int,
@@ -65,6 +79,7 @@ def run(
     coalescer: Any = None,
     window_s: float = 0.0,
     max_attempts: int = 3,
+    publisher: Publisher | None = None,
 ) -> Any:
     return process_message(
         sessions,
@@ -73,6 +88,7 @@ def run(
         coalescer=coalescer or LocalCoalescer(),
         window_s=window_s,
         max_attempts=max_attempts,
+        follow_up=publisher or Publisher(),
         secrets=["zzy-sandbox-signkey"],
     )
 
@@ -300,3 +316,127 @@ def test_personal_data_stays_out_of_stored_rows(
         dumped += repr([r.visitor_vouchers for r in session.scalars(select(Order))])
     assert ID_NUMBER not in dumped and MOBILE not in dumped
     assert all(isinstance(i, int) for i in sent.ids)
+
+
+def test_issued_received_after_failed_wins_whatever_the_processing_order(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    base = SAMPLES["order_ticket_notify"]
+    failed = receive(
+        app, "order_ticket_notify", {"OrderId": base["OrderId"], "TicketStatus": 2}, sent
+    )
+    issued = receive(app, "order_ticket_notify", base, sent)
+    assert run(sessions, issued).state == "done"
+    assert run(sessions, failed).state == "done"  # a relay retry, processed last
+    row = order(sessions)
+    assert row.ticket_status == 1 and row.ticket_inbox_id == issued
+    assert row.order_voucher_code == "202052255633322222124"
+    assert [v["voucher_code"] for v in row.visitor_vouchers] == ["2020522556333222221-2"]
+
+
+def test_a_ticket_notice_received_later_still_overrides_an_earlier_one(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    base = SAMPLES["order_ticket_notify"]
+    issued = receive(app, "order_ticket_notify", base, sent)
+    failed = receive(
+        app, "order_ticket_notify", {"OrderId": base["OrderId"], "TicketStatus": 2}, sent
+    )
+    run(sessions, issued)
+    run(sessions, failed)
+    run(sessions, issued)  # a duplicate delivery changes nothing (the row is done)
+    assert order(sessions).ticket_status == 2
+
+
+def test_refund_summary_is_the_review_received_last_whatever_the_processing_order(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    base = SAMPLES["order_refund_notify"]
+    rejected = receive(app, "order_refund_notify", {**base, "RefundApplyNo": "A1"}, sent)
+    approved = receive(
+        app,
+        "order_refund_notify",
+        {**base, "RefundApplyNo": "A2", "RefundStatus": 1, "VoucherCode": ["V1"]},
+        sent,
+    )
+    assert run(sessions, approved).state == "done"
+    assert run(sessions, rejected).state == "done"
+    row = order(sessions)
+    assert (row.refund_status, row.refunded_vouchers) == (1, ["V1"])
+    with sessions() as session:
+        assert len(list(session.scalars(select(OrderRefund)))) == 2
+
+
+def _row(sessions: sessionmaker[Session], inbox_id: int) -> InboxMessage:
+    with sessions() as session:
+        row = session.get(InboxMessage, inbox_id)
+    assert row is not None
+    return row
+
+
+def _relay(sessions: sessionmaker[Session], now: datetime, max_attempts: int = 5) -> list[int]:
+    with sessions.begin() as session:
+        plan = plan_relay(
+            session, now=now, stale_after_s=60, max_attempts=max_attempts, signature_ttl_s=600
+        )
+    return plan.requeue
+
+
+def test_relay_stamps_a_requeued_row_so_it_is_not_queued_again_every_minute(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    lost = receive(app, "order_product_notify", {"ProductId": 1, "Status": 2}, sent)
+    received = _row(sessions, lost).updated_at
+    assert _relay(sessions, received + timedelta(seconds=30)) == []
+    assert _relay(sessions, received + timedelta(seconds=61)) == [lost]
+    # The worker is busy or away: the queued message waits; it is not queued again at once.
+    assert _relay(sessions, received + timedelta(seconds=90)) == []
+    assert _relay(sessions, received + timedelta(seconds=122)) == [lost]
+    assert _row(sessions, lost).attempts == 0
+
+
+def test_relay_backs_off_by_attempts_so_a_five_minute_outage_parks_nothing(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beat every minute, the default five attempts, the supplier down for five minutes."""
+    inbox_id = receive(app, "order_product_notify", {"ProductId": 9, "Status": 2}, sent)
+    start = _row(sessions, inbox_id).updated_at
+    clock = [start]
+    monkeypatch.setattr("callbacks.processing.utcnow", lambda: clock[0])
+    supplier_back = start + timedelta(minutes=5)
+    catalog, down = FakeCatalog(), FakeCatalog(fail=True)
+    assert run(sessions, inbox_id, down, max_attempts=5).state == "retry"  # at intake
+    tried_at = [0]
+    for minute in range(1, 16):
+        clock[0] = start + timedelta(minutes=minute, seconds=1)
+        for queued in _relay(sessions, clock[0]):
+            tried_at.append(minute)
+            current = catalog if clock[0] >= supplier_back else down
+            run(sessions, queued, current, max_attempts=5)
+    row = _row(sessions, inbox_id)
+    assert row.status == "done", (row.status, tried_at)
+    assert tried_at == [0, 2, 6] and row.attempts == 3
+    assert catalog.calls == [("product", 9, None)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_failed_follow_up_publish_frees_the_trailing_slot_and_leaves_the_row_pending(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent, coalescer: Any
+) -> None:
+    catalog = FakeCatalog()
+    ids = [
+        receive(app, "order_product_notify", {"ProductId": 9, "Status": 3}, sent) for _ in range(3)
+    ]
+    broker_down, broker_up = Publisher(fail=True), Publisher()
+    assert run(sessions, ids[0], catalog, coalescer, window_s=5).state == "done"
+    failed = run(sessions, ids[1], catalog, coalescer, window_s=5, publisher=broker_down)
+    assert failed.state == "retry" and "ConnectionError" in failed.detail
+    assert _row(sessions, ids[1]).status == "pending"
+    # The next notice in the window is not dropped: it takes the trailing slot.
+    third = run(sessions, ids[2], catalog, coalescer, window_s=5, publisher=broker_up)
+    assert third.state == "done" and [i for i, _ in broker_up.published] == [ids[2]]
+    # The relay's retry of the failed row refreshes at once rather than be coalesced away.
+    assert run(sessions, ids[1], catalog, coalescer, window_s=5, publisher=broker_up).state == (
+        "done"
+    )
+    assert catalog.calls == [("prices", 9, None)] * 2
