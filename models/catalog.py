@@ -74,6 +74,13 @@ class Product(Base):
     deauthorized_at: Mapped[datetime | None]
     prices_refreshed_at: Mapped[datetime | None] = mapped_column(index=True)
     prices_hash: Mapped[str | None] = mapped_column(String(64))
+    # When the fetch whose calendar is stored started: an older fetch never overwrites it.
+    prices_fetched_at: Mapped[datetime | None]
+    # When a refresh last started, failed ones included: the rolling refresh goes oldest first.
+    prices_attempted_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The window (supplier dates) the stored calendar covers and ``prices_hash`` was taken over.
+    prices_window_start: Mapped[date | None] = mapped_column(Date)
+    prices_window_end: Mapped[date | None] = mapped_column(Date)
 
     @property
     def is_on_shelf(self) -> bool:

@@ -32,16 +32,18 @@ class ResolvedDay:
     booking_days: int
 
 
-def _last_day(rule: PriceRule) -> date | None:
-    """The last day a rule covers; None for open-ended (and for a range missing its end)."""
-    if rule.price_type == OPEN_ENDED:
+def last_covered_day(price_type: int, begin: date, end: date | None) -> date | None:
+    """The last day a rule covers; None for open-ended (a range missing its end covers none)."""
+    if price_type == OPEN_ENDED:
         return None
-    if rule.end_time is None:
+    if end is None:
         # A specific date without EndTime means that one date; a range without one is unusable.
-        return (
-            rule.begin_time if rule.price_type == SPECIFIC_DATE else rule.begin_time - timedelta(1)
-        )
-    return rule.end_time
+        return begin if price_type == SPECIFIC_DATE else begin - timedelta(1)
+    return end
+
+
+def _last_day(rule: PriceRule) -> date | None:
+    return last_covered_day(rule.price_type, rule.begin_time, rule.end_time)
 
 
 def _span(rule: PriceRule) -> int:

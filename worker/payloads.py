@@ -4,6 +4,11 @@ Tolerant of the contract's quirks: keys in any case (PascalCase or camelCase),
 ``TotoalStock`` or ``TotalStock``, nulls and empty strings for optional values,
 money as ``Decimal`` (parse JSON with ``parse_float=Decimal``), dates as
 ``yyyy-MM-dd`` or ``yyyy-MM-dd HH:mm:ss``. Outgoing requests serialize by alias.
+
+Incoming values are bounded by the columns that store them (string lengths, 32- and 64-bit
+integers, money as ``Numeric(12, 2)``): a value the database would refuse fails validation
+here, so one bad product is quarantined and one bad calendar fails one refresh, instead of a
+database error aborting a whole page or batch.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -39,6 +51,13 @@ def _parse_datetime(value: Any) -> Any:
     return value
 
 
+def _storable_datetime(value: datetime | None) -> datetime | None:
+    """Fits the ``String(32)`` column its ISO 8601 text is kept in."""
+    if value is not None and len(value.isoformat()) > DATETIME_TEXT:
+        raise ValueError(f"date and time longer than {DATETIME_TEXT} characters as ISO 8601")
+    return value
+
+
 def _parse_time_of_day(value: Any) -> Any:
     value = _blank_to_none(value)
     if isinstance(value, str):
@@ -55,19 +74,46 @@ def _money(value: Any) -> Any:
     return value
 
 
+def _storable_money(value: Decimal) -> Decimal:
+    """Fits ``Numeric(12, 2)``: finite, under 1e10, at most two decimals once normalized."""
+    if not value.is_finite() or abs(value) >= MONEY_LIMIT:
+        raise ValueError(f"money must be finite and below {MONEY_LIMIT:,}")
+    if value != value.quantize(CENT):
+        raise ValueError("money must have at most two decimals")
+    return value
+
+
 def _to_str(value: Any) -> Any:
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
         return str(value)
     return value
 
 
+# What the columns hold: Integer, BigInteger, Numeric(12, 2).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MONEY_LIMIT = Decimal(10) ** 10
+CENT = Decimal("0.01")
+# String column lengths (models.catalog).
+SHORT_TEXT = 255
+NAME_TEXT = 500
+TIME_TEXT = 8
+DATETIME_TEXT = 32
+
 OptDate = Annotated[date | None, BeforeValidator(_parse_date)]
 ReqDate = Annotated[date, BeforeValidator(_parse_date)]
-OptDateTime = Annotated[datetime | None, BeforeValidator(_parse_datetime)]
+OptDateTime = Annotated[
+    datetime | None, BeforeValidator(_parse_datetime), AfterValidator(_storable_datetime)
+]
 OptTime = Annotated[time | None, BeforeValidator(_parse_time_of_day)]
-Money = Annotated[Decimal, BeforeValidator(_money)]
+Money = Annotated[Decimal, BeforeValidator(_money), AfterValidator(_storable_money)]
+# Unbounded: an order's PayMoney must be read back whatever it is, after the payment is made.
 OptMoney = Annotated[Decimal | None, BeforeValidator(_money)]
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 OptInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
+OptInt32 = Annotated[Int32 | None, BeforeValidator(_blank_to_none)]
+OptInt64 = Annotated[Int64 | None, BeforeValidator(_blank_to_none)]
 OptStr = Annotated[str | None, BeforeValidator(_to_str)]
 Str = Annotated[str, BeforeValidator(_to_str)]
 
@@ -114,34 +160,40 @@ class Product(SupplierModel):
 
     _extra_aliases: ClassVar[dict[str, str]] = {"TotalStock": "TotoalStock"}
 
-    product_id: int = Field(alias="ProductId")
-    version: int = Field(alias="Version", ge=0)
-    product_code: OptStr = Field(default=None, alias="ProductCode")
-    is_ticket: OptInt = Field(default=None, alias="IsTicket")  # 1 must exchange for a paper ticket
+    product_id: Int64 = Field(alias="ProductId")
+    version: Int32 = Field(alias="Version", ge=0)
+    product_code: OptStr = Field(default=None, alias="ProductCode", max_length=SHORT_TEXT)
+    is_ticket: OptInt32 = Field(
+        default=None, alias="IsTicket"
+    )  # 1 must exchange for a paper ticket
     ticket_get_address: OptStr = Field(default=None, alias="TicketGetAddress")
-    product_name: Str = Field(alias="ProductName")
+    product_name: Str = Field(alias="ProductName", max_length=NAME_TEXT)
     product_desc: OptStr = Field(default=None, alias="ProductDesc")
-    entrance_mode: OptInt = Field(default=None, alias="EntranceMode")  # 0 per order, 1 per visitor
-    product_kind: OptStr = Field(default=None, alias="ProductKind")
-    adult_number: OptInt = Field(default=None, alias="AdultNumber")
-    child_number: OptInt = Field(default=None, alias="ChildNumber")
-    max_number_by_order: OptInt = Field(default=None, alias="MaxNumberByOrder")  # 0 unlimited
-    max_number_by_mobile: OptInt = Field(default=None, alias="MaxNumberByMobile")
-    limit_day_by_mobile: OptInt = Field(default=None, alias="LimitDayByMobile")
-    max_number_by_card_id: OptInt = Field(default=None, alias="MaxNumberByCardID")
-    limit_day_by_card_id: OptInt = Field(default=None, alias="LimitDayByCardID")
-    customer_set: OptInt = Field(default=None, alias="CustomerSet")  # 1 visitor info needed, 2 not
-    total_stock: OptInt = Field(default=None, alias="TotoalStock")  # sic; 0 unlimited
-    product_status: int = Field(alias="ProductStatus")  # 0 off shelf, 1 on shelf
-    refund_set: OptInt = Field(default=None, alias="RefundSet")  # 0 no refunds, 1 free refund
-    scenic_spots: OptStr = Field(default=None, alias="ScenicSpots")
-    scenic_id: OptInt = Field(default=None, alias="ScenicId")
-    out_id: OptStr = Field(default=None, alias="OutId")
-    min_age: OptInt = Field(default=None, alias="MinAge")
-    max_age: OptInt = Field(default=None, alias="MaxAge")
-    effective_time_mode: OptInt = Field(default=None, alias="EffectiveTimeMode")
-    effective_time: OptInt = Field(default=None, alias="EffectiveTime")
-    become_effective_time: OptInt = Field(default=None, alias="BecomeEffectiveTime")
+    entrance_mode: OptInt32 = Field(
+        default=None, alias="EntranceMode"
+    )  # 0 per order, 1 per visitor
+    product_kind: OptStr = Field(default=None, alias="ProductKind", max_length=SHORT_TEXT)
+    adult_number: OptInt32 = Field(default=None, alias="AdultNumber")
+    child_number: OptInt32 = Field(default=None, alias="ChildNumber")
+    max_number_by_order: OptInt32 = Field(default=None, alias="MaxNumberByOrder")  # 0 unlimited
+    max_number_by_mobile: OptInt32 = Field(default=None, alias="MaxNumberByMobile")
+    limit_day_by_mobile: OptInt32 = Field(default=None, alias="LimitDayByMobile")
+    max_number_by_card_id: OptInt32 = Field(default=None, alias="MaxNumberByCardID")
+    limit_day_by_card_id: OptInt32 = Field(default=None, alias="LimitDayByCardID")
+    customer_set: OptInt32 = Field(
+        default=None, alias="CustomerSet"
+    )  # 1 visitor info needed, 2 not
+    total_stock: OptInt32 = Field(default=None, alias="TotoalStock")  # sic; 0 unlimited
+    product_status: Int32 = Field(alias="ProductStatus")  # 0 off shelf, 1 on shelf
+    refund_set: OptInt32 = Field(default=None, alias="RefundSet")  # 0 no refunds, 1 free refund
+    scenic_spots: OptStr = Field(default=None, alias="ScenicSpots", max_length=NAME_TEXT)
+    scenic_id: OptInt64 = Field(default=None, alias="ScenicId")
+    out_id: OptStr = Field(default=None, alias="OutId", max_length=SHORT_TEXT)
+    min_age: OptInt32 = Field(default=None, alias="MinAge")
+    max_age: OptInt32 = Field(default=None, alias="MaxAge")
+    effective_time_mode: OptInt32 = Field(default=None, alias="EffectiveTimeMode")
+    effective_time: OptInt32 = Field(default=None, alias="EffectiveTime")
+    become_effective_time: OptInt32 = Field(default=None, alias="BecomeEffectiveTime")
     begin_effective_time: OptDateTime = Field(default=None, alias="BeginEffectiveTime")
     end_effective_time: OptDateTime = Field(default=None, alias="EndEffectiveTime")
     booking_time: OptTime = Field(default=None, alias="BookingTime")  # HH:mm, latest booking time
@@ -184,11 +236,11 @@ class ProductPage(BaseModel):
 class PriceRule(SupplierModel):
     """A raw price rule (1.1.2). Rules overlap; see CONTRACT.md for the precedence."""
 
-    daily_stock: int = Field(alias="DailyStock", ge=0)  # 0 unlimited
+    daily_stock: Int32 = Field(alias="DailyStock", ge=0)  # 0 unlimited
     market_price: Money = Field(alias="MarketPrice")
     price: Money = Field(alias="Price")  # the distributor's cost
     sale_price: Money = Field(alias="SalePrice")
-    booking_day: int = Field(default=0, alias="BookingDay", ge=0)  # 0 no limit
+    booking_day: Int32 = Field(default=0, alias="BookingDay", ge=0)  # 0 no limit
     begin_time: ReqDate = Field(alias="BeginTime")
     end_time: OptDate = Field(default=None, alias="EndTime")
     price_type: Literal[1, 2, 3] = Field(
@@ -200,10 +252,10 @@ class Seat(SupplierModel):
     """A timed session (场次)."""
 
     time: ReqDate = Field(alias="Time")
-    seats_start_time: Str = Field(alias="SeatsStartTime")
-    seats_end_time: Str = Field(alias="SeatsEndTime")
-    seats_code: Str = Field(alias="SeatsCode")
-    seats_num: int = Field(default=0, alias="SeatsNum")
+    seats_start_time: Str = Field(alias="SeatsStartTime", max_length=TIME_TEXT)
+    seats_end_time: Str = Field(alias="SeatsEndTime", max_length=TIME_TEXT)
+    seats_code: Str = Field(alias="SeatsCode", max_length=SHORT_TEXT)
+    seats_num: Int32 = Field(default=0, alias="SeatsNum")
 
 
 class PriceCalendar(SupplierModel):

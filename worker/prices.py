@@ -1,8 +1,20 @@
-"""Price refreshes: one product's window of rules, resolved days and sessions, replaced when it changed.
+"""Price refreshes: one product's window of rules, resolved days and sessions, kept current.
 
-The window is ``window_days`` supplier dates (Asia/Shanghai) starting today. A refresh whose
-content hash matches what is stored writes no rule, day, session or change row; it only
-stamps ``prices_refreshed_at``, which is what lets the rolling refresh take the oldest first.
+The window is ``window_days`` supplier dates (Asia/Shanghai) starting today. Each refresh
+stores what it fetched under the product's row lock, in one of four ways:
+
+- the stored calendar was fetched by a refresh that started later: nothing is stored (an
+  older fetch never overwrites a newer one; ``prices_fetched_at`` is the start of the fetch
+  whose calendar is stored);
+- same window and same content hash: no rule, day, session or change row is written;
+- the window moved (a new supplier day) and the days, sessions and rules both windows share
+  are unchanged: days and sessions that left the window are deleted, those entering it are
+  inserted, rules are replaced only if the set the supplier returns moved; no change row;
+- anything else: rules, days and sessions are replaced, with one ``prices`` change row.
+
+Every attempt, failed ones included, stamps ``prices_attempted_at``: the rolling refresh
+takes the least recently attempted first, so products that always fail cannot hold the head
+of the line.
 """
 
 from __future__ import annotations
@@ -14,24 +26,30 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.catalog import Change, ChangeKind, DailyPrice, Product
 from models.catalog import PriceRule as PriceRuleRow
 from models.catalog import Session as SessionRow
-from worker.calendar import ResolvedDay, resolve_calendar
+from worker.calendar import ResolvedDay, last_covered_day, resolve_calendar
 from worker.client import SupplierClient
 from worker.errors import SupplierError
-from worker.payloads import PriceCalendar, Seat
+from worker.payloads import PriceCalendar, PriceRule, Seat
 
 log = logging.getLogger(__name__)
 
 # China keeps no daylight saving time, so a fixed offset is exact and needs no tz database.
 SUPPLIER_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+# Comparable forms of a stored or fetched rule, day and session.
+RuleKey = tuple[int, date, date | None, int, Decimal, Decimal, Decimal, int]
+DayKey = tuple[date, Decimal, Decimal, Decimal, int | None, int]
+SeatKey = tuple[date, str, str, str, int]
 
 
 def supplier_today(now: datetime | None = None) -> date:
@@ -46,35 +64,114 @@ def price_window(today: date, window_days: int) -> tuple[date, date]:
 
 @dataclass(frozen=True)
 class PriceContent:
-    """What one refresh would store, and its hash."""
+    """What one fetch would store over its window, its hash, and when the fetch started."""
 
     calendar: PriceCalendar
+    start: date
+    end: date
     days: list[ResolvedDay]
     seats: list[Seat]
     content_hash: str
+    fetched_at: datetime
 
 
-def price_content(calendar: PriceCalendar, start: date, end: date) -> PriceContent:
-    """Resolve a fetched calendar over the window and hash what consumers would see."""
+@dataclass(frozen=True)
+class PriceKeys:
+    """A calendar as comparable keys: rules in response order, days by date, sessions sorted."""
+
+    rules: list[RuleKey]
+    days: list[DayKey]
+    seats: list[SeatKey]
+
+
+def price_content(
+    calendar: PriceCalendar, start: date, end: date, fetched_at: datetime
+) -> PriceContent:
+    """Resolve a calendar fetched at ``fetched_at`` over the window and hash what it would store."""
     days = resolve_calendar(calendar.daily_price_stock, start, end)
     seats = [seat for seat in calendar.product_seats if start <= seat.time <= end]
     body = {
         "rules": [rule.model_dump(mode="json") for rule in calendar.daily_price_stock],
-        "days": [
-            [
-                d.day.isoformat(),
-                str(d.price),
-                str(d.sale_price),
-                str(d.market_price),
-                d.stock,
-                d.booking_days,
-            ]
-            for d in days
-        ],
+        "days": [[str(part) for part in _day_key(d)] for d in days],
         "seats": [seat.model_dump(mode="json") for seat in seats],
     }
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return PriceContent(calendar, days, seats, digest)
+    return PriceContent(calendar, start, end, days, seats, digest, fetched_at)
+
+
+def _rule_key(rule: PriceRule) -> RuleKey:
+    return (
+        rule.price_type,
+        rule.begin_time,
+        rule.end_time,
+        rule.daily_stock,
+        rule.market_price,
+        rule.price,
+        rule.sale_price,
+        rule.booking_day,
+    )
+
+
+def _day_key(day: ResolvedDay) -> DayKey:
+    return (
+        day.day,
+        day.price,
+        day.sale_price,
+        day.market_price,
+        day.stock,
+        day.booking_days,
+    )
+
+
+def _seat_key(seat: Seat) -> SeatKey:
+    return (
+        seat.time,
+        seat.seats_start_time,
+        seat.seats_end_time,
+        seat.seats_code,
+        seat.seats_num,
+    )
+
+
+def content_keys(content: PriceContent) -> PriceKeys:
+    """The comparable form of what a fetch would store."""
+    return PriceKeys(
+        rules=[_rule_key(rule) for rule in content.calendar.daily_price_stock],
+        days=[_day_key(day) for day in content.days],
+        seats=sorted(_seat_key(seat) for seat in content.seats),
+    )
+
+
+def _rule_touches(rule: RuleKey, first: date, last: date) -> bool:
+    """Whether a rule covers any day of ``[first, last]``."""
+    price_type, begin, end = rule[0], rule[1], rule[2]
+    covered_until = last_covered_day(price_type, begin, end)
+    return begin <= last and (covered_until is None or covered_until >= first)
+
+
+def keys_within(keys: PriceKeys, first: date, last: date) -> PriceKeys:
+    """The part of a calendar that bears on the days ``[first, last]``."""
+    return PriceKeys(
+        rules=[rule for rule in keys.rules if _rule_touches(rule, first, last)],
+        days=[day for day in keys.days if first <= day[0] <= last],
+        seats=[seat for seat in keys.seats if first <= seat[0] <= last],
+    )
+
+
+def only_window_moved(
+    held: PriceKeys,
+    held_window: tuple[date, date],
+    fetched: PriceKeys,
+    window: tuple[date, date],
+) -> bool:
+    """True when two calendars over different windows agree on every day both windows share.
+
+    Windows that share no day prove nothing, so they count as a change.
+    """
+    first, last = max(held_window[0], window[0]), min(held_window[1], window[1])
+    if first > last:
+        return False
+    return keys_within(held, first, last) == keys_within(fetched, first, last)
 
 
 def store_prices(
@@ -84,35 +181,159 @@ def store_prices(
     *,
     now: datetime | None = None,
 ) -> bool:
-    """Replace one product's rules, days and sessions in one transaction if the hash moved."""
+    """Store one product's fetched calendar in one transaction; True when it changed.
+
+    See the module docstring for the four outcomes; only a change writes a change row.
+    """
     with sessions.begin() as session:
         return _store(session, product_id, content, now or utcnow())
 
 
 def _store(session: Session, product_id: int, content: PriceContent, now: datetime) -> bool:
-    """Within the caller's transaction: replace when the hash moved, else only stamp freshness."""
+    """Within the caller's transaction, under the product's row lock."""
     row = session.execute(
-        select(Product.prices_hash, Product.version)
+        select(
+            Product.version,
+            Product.prices_hash,
+            Product.prices_fetched_at,
+            Product.prices_attempted_at,
+            Product.prices_window_start,
+            Product.prices_window_end,
+        )
         .where(Product.product_id == product_id)
         .with_for_update()
     ).first()
     if row is None:
         return False
-    stamp = update(Product).where(Product.product_id == product_id)
-    if row.prices_hash == content.content_hash:
-        session.execute(stamp.values(prices_refreshed_at=now))
+    if row.prices_fetched_at is not None and row.prices_fetched_at > content.fetched_at:
+        log.info("prices of product %s: a later fetch is already stored", product_id)
         return False
+    changed = _write_calendar(
+        session,
+        product_id,
+        content,
+        row.prices_hash,
+        (row.prices_window_start, row.prices_window_end),
+    )
+    attempted = max(row.prices_attempted_at or content.fetched_at, content.fetched_at)
+    session.execute(
+        update(Product)
+        .where(Product.product_id == product_id)
+        .values(
+            prices_refreshed_at=now,
+            prices_fetched_at=content.fetched_at,
+            prices_attempted_at=attempted,
+            prices_hash=content.content_hash,
+            prices_window_start=content.start,
+            prices_window_end=content.end,
+        )
+    )
+    if changed:
+        session.add(
+            Change(
+                product_id=product_id, kind=ChangeKind.PRICES, version=row.version, created_at=now
+            )
+        )
+    return changed
+
+
+def _write_calendar(
+    session: Session,
+    product_id: int,
+    content: PriceContent,
+    held_hash: str | None,
+    held_window: tuple[date | None, date | None],
+) -> bool:
+    """Write what moved; True when the calendar changed, False when nothing or only the window did."""
+    window = (content.start, content.end)
+    if held_hash == content.content_hash and held_window == window:
+        return False
+    first, last = held_window
+    if first is not None and last is not None:
+        held = _held_keys(session, product_id)
+        fetched = content_keys(content)
+        if only_window_moved(held, (first, last), fetched, window):
+            _move_window(session, product_id, content, (first, last))
+            if held.rules != fetched.rules:
+                _replace_rules(session, product_id, content)
+            return False
     for table in (PriceRuleRow, DailyPrice, SessionRow):
         session.execute(delete(table).where(table.product_id == product_id))
-    _insert_content(session, product_id, content)
-    session.execute(stamp.values(prices_refreshed_at=now, prices_hash=content.content_hash))
-    session.add(
-        Change(product_id=product_id, kind=ChangeKind.PRICES, version=row.version, created_at=now)
-    )
+    _insert_rules(session, product_id, content)
+    _insert_days(session, product_id, content.days, content.seats)
     return True
 
 
-def _insert_content(session: Session, product_id: int, content: PriceContent) -> None:
+def _held_keys(session: Session, product_id: int) -> PriceKeys:
+    """What is stored for one product, in the form ``content_keys`` gives a fetch."""
+    rules = session.execute(
+        select(
+            PriceRuleRow.price_type,
+            PriceRuleRow.begin_date,
+            PriceRuleRow.end_date,
+            PriceRuleRow.daily_stock,
+            PriceRuleRow.market_price,
+            PriceRuleRow.price,
+            PriceRuleRow.sale_price,
+            PriceRuleRow.booking_day,
+        )
+        .where(PriceRuleRow.product_id == product_id)
+        .order_by(PriceRuleRow.position)
+    )
+    days = session.execute(
+        select(
+            DailyPrice.day,
+            DailyPrice.price,
+            DailyPrice.sale_price,
+            DailyPrice.market_price,
+            DailyPrice.stock,
+            DailyPrice.booking_days,
+        )
+        .where(DailyPrice.product_id == product_id)
+        .order_by(DailyPrice.day)
+    )
+    seats = session.execute(
+        select(
+            SessionRow.day,
+            SessionRow.start_time,
+            SessionRow.end_time,
+            SessionRow.seats_code,
+            SessionRow.seats_num,
+        ).where(SessionRow.product_id == product_id)
+    )
+    return PriceKeys(
+        rules=[tuple(r) for r in rules],  # type: ignore[misc]
+        days=[tuple(d) for d in days],  # type: ignore[misc]
+        seats=sorted(tuple(s) for s in seats),  # type: ignore[misc]
+    )
+
+
+def _move_window(
+    session: Session, product_id: int, content: PriceContent, held_window: tuple[date, date]
+) -> None:
+    """Delete days and sessions that left the window, insert those that entered it."""
+    for table in (DailyPrice, SessionRow):
+        session.execute(
+            delete(table).where(
+                table.product_id == product_id,
+                or_(table.day < content.start, table.day > content.end),
+            )
+        )
+    first, last = held_window
+    _insert_days(
+        session,
+        product_id,
+        [d for d in content.days if not first <= d.day <= last],
+        [s for s in content.seats if not first <= s.time <= last],
+    )
+
+
+def _replace_rules(session: Session, product_id: int, content: PriceContent) -> None:
+    session.execute(delete(PriceRuleRow).where(PriceRuleRow.product_id == product_id))
+    _insert_rules(session, product_id, content)
+
+
+def _insert_rules(session: Session, product_id: int, content: PriceContent) -> None:
     rules: list[dict[str, Any]] = [
         {
             "product_id": product_id,
@@ -128,7 +349,14 @@ def _insert_content(session: Session, product_id: int, content: PriceContent) ->
         }
         for position, rule in enumerate(content.calendar.daily_price_stock)
     ]
-    days = [
+    if rules:
+        session.execute(insert(PriceRuleRow), rules)
+
+
+def _insert_days(
+    session: Session, product_id: int, days: Sequence[ResolvedDay], seats: Sequence[Seat]
+) -> None:
+    day_rows = [
         {
             "product_id": product_id,
             "day": d.day,
@@ -138,9 +366,9 @@ def _insert_content(session: Session, product_id: int, content: PriceContent) ->
             "stock": d.stock,
             "booking_days": d.booking_days,
         }
-        for d in content.days
+        for d in days
     ]
-    seats = [
+    seat_rows = [
         {
             "product_id": product_id,
             "day": s.time,
@@ -149,11 +377,27 @@ def _insert_content(session: Session, product_id: int, content: PriceContent) ->
             "seats_code": s.seats_code,
             "seats_num": s.seats_num,
         }
-        for s in content.seats
+        for s in seats
     ]
-    for table, values in ((PriceRuleRow, rules), (DailyPrice, days), (SessionRow, seats)):
-        if values:
-            session.execute(insert(table), values)
+    if day_rows:
+        session.execute(insert(DailyPrice), day_rows)
+    if seat_rows:
+        session.execute(insert(SessionRow), seat_rows)
+
+
+def record_attempts(session: Session, product_ids: Sequence[int], started_at: datetime) -> None:
+    """Stamp failed refreshes as attempted, so the rolling refresh moves on to other products."""
+    if not product_ids:
+        return
+    attempted = Product.prices_attempted_at
+    session.execute(
+        update(Product)
+        .where(
+            Product.product_id.in_(list(product_ids)),
+            or_(attempted.is_(None), attempted < started_at),
+        )
+        .values(prices_attempted_at=started_at)
+    )
 
 
 def _is_authorized(sessions: sessionmaker[Session], product_id: int) -> bool:
@@ -171,16 +415,23 @@ def refresh_prices(
     today: date | None = None,
     window_days: int = 60,
 ) -> bool:
-    """Fetch one product's window (1.1.2) and store it if it changed; True when it was written.
+    """Fetch one product's window (1.1.2) and store it; True when the calendar changed.
 
-    Idempotent. Unknown and deauthorized products are skipped without a request.
-    Raises ``SupplierError`` (``SupplierUnavailable`` is worth retrying).
+    Idempotent. Unknown and deauthorized products are skipped without a request. A failed
+    fetch is still recorded as an attempt. Raises ``SupplierError`` (``SupplierUnavailable``
+    is worth retrying; ``SupplierBadPayload`` means a calendar that cannot be stored).
     """
     if not _is_authorized(sessions, product_id):
         return False
     start, end = price_window(today or supplier_today(), window_days)
-    calendar = supplier.get_price_calendar(product_id, start, end)
-    return store_prices(sessions, product_id, price_content(calendar, start, end))
+    started = utcnow()
+    try:
+        calendar = supplier.get_price_calendar(product_id, start, end)
+    except SupplierError:
+        with sessions.begin() as session:
+            record_attempts(session, [product_id], started)
+        raise
+    return store_prices(sessions, product_id, price_content(calendar, start, end, started))
 
 
 @dataclass
@@ -205,45 +456,58 @@ def refresh_many(
     """Refresh many products in-process, fetching with the client's bounded concurrency.
 
     Stores ``chunk`` products per transaction (each product's replacement is still atomic),
-    which spares the embedded SQLite a connection and commit per product.
+    which spares the embedded SQLite a connection and commit per product. A product whose
+    fetch fails (unreachable, rejected, or a calendar that does not validate) is counted in
+    ``errors`` and recorded as attempted; the others are stored all the same.
     """
     start, end = price_window(today or supplier_today(), window_days)
     batch = PriceBatch()
     pending: list[tuple[int, PriceContent]] = []
+    failed: list[tuple[int, datetime]] = []
 
     def flush() -> None:
         with sessions.begin() as session:
             now = utcnow()
             for product_id, content in pending:
                 batch.changed += _store(session, product_id, content, now)
+            for product_id, started in failed:
+                record_attempts(session, [product_id], started)
         if on_done is not None:
-            for product_id, _ in pending:
+            for product_id in [pid for pid, _ in pending] + [pid for pid, _ in failed]:
                 on_done(product_id)
         pending.clear()
+        failed.clear()
 
-    for product_id, fetched in _fetch_bounded(supplier, product_ids, start, end):
+    for product_id, fetched, started in _fetch_bounded(supplier, product_ids, start, end):
         if isinstance(fetched, SupplierError):
             batch.errors += 1
             log.warning("prices of product %s not refreshed: %s", product_id, fetched)
-            if on_done is not None:
-                on_done(product_id)
-            continue
-        batch.refreshed += 1
-        pending.append((product_id, price_content(fetched, start, end)))
-        if len(pending) >= chunk:
+            failed.append((product_id, started))
+        else:
+            batch.refreshed += 1
+            pending.append((product_id, price_content(fetched, start, end, started)))
+        if len(pending) + len(failed) >= chunk:
             flush()
-    if pending:
+    if pending or failed:
         flush()
     return batch
 
 
 def _fetch_bounded(
     supplier: SupplierClient, product_ids: Iterable[int], start: date, end: date, size: int = 256
-) -> Iterator[tuple[int, PriceCalendar | SupplierError]]:
-    """The client's pool submits everything it is given at once; feed it slices to bound memory."""
+) -> Iterator[tuple[int, PriceCalendar | SupplierError, datetime]]:
+    """The client's pool submits everything it is given at once; feed it slices to bound memory.
+
+    Each result carries the time its slice was handed to the pool: never later than its fetch
+    really started, so the guard against older fetches errs toward keeping what is stored.
+    """
     ids = list(product_ids)
     for offset in range(0, len(ids), size):
-        yield from supplier.fetch_price_calendars(ids[offset : offset + size], start, end)
+        started = utcnow()
+        for product_id, fetched in supplier.fetch_price_calendars(
+            ids[offset : offset + size], start, end
+        ):
+            yield product_id, fetched, started
 
 
 def rolling_batch_size(authorized: int, interval_s: float, max_age_s: float, cap: int) -> int:
@@ -254,14 +518,23 @@ def rolling_batch_size(authorized: int, interval_s: float, max_age_s: float, cap
     return max(1, min(cap, math.ceil(authorized * 1.25 / ticks)))
 
 
+def _attempted_before(cutoff: datetime) -> ColumnElement[bool]:
+    attempted = Product.prices_attempted_at
+    return or_(attempted.is_(None), attempted < cutoff)
+
+
 def oldest_prices(session: Session, limit: int) -> list[int]:
-    """Authorized products whose prices are oldest (never refreshed first)."""
-    never_first = Product.prices_refreshed_at.is_(None).desc()
+    """Authorized products least recently attempted (never attempted first).
+
+    Ordered by the last attempt, not the last success: a product whose refresh keeps failing
+    goes to the back of the line after each try instead of holding the front forever.
+    """
+    never_first = Product.prices_attempted_at.is_(None).desc()
     return list(
         session.scalars(
             select(Product.product_id)
             .where(Product.is_authorized.is_(True))
-            .order_by(never_first, Product.prices_refreshed_at, Product.product_id)
+            .order_by(never_first, Product.prices_attempted_at, Product.product_id)
             .limit(limit)
         )
     )
@@ -270,22 +543,18 @@ def oldest_prices(session: Session, limit: int) -> list[int]:
 def due_for_refresh(
     sessions: sessionmaker[Session], *, interval_s: float, max_age: timedelta, cap: int
 ) -> list[int]:
-    """The next rolling batch: the oldest prices, enough to spread the catalog over ``max_age``
-    and to catch up on overdue ones, never more than ``cap`` (no burst)."""
+    """The next rolling batch: the least recently attempted, enough to spread the catalog over
+    ``max_age`` and to catch up on overdue ones, never more than ``cap`` (no burst).
+
+    Overdue means not attempted within ``max_age``: failing products are retried at the
+    rolling pace, not every tick.
+    """
     authorized = Product.is_authorized.is_(True)
     cutoff = utcnow() - max_age
     with sessions() as session:
         total = session.scalar(select(func.count()).where(authorized)) or 0
         overdue = (
-            session.scalar(
-                select(func.count()).where(
-                    authorized,
-                    or_(
-                        Product.prices_refreshed_at.is_(None), Product.prices_refreshed_at < cutoff
-                    ),
-                )
-            )
-            or 0
+            session.scalar(select(func.count()).where(authorized, _attempted_before(cutoff))) or 0
         )
         spread = rolling_batch_size(total, interval_s, max_age.total_seconds(), cap)
         size = min(cap, max(spread, overdue))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +36,7 @@ from worker.diff import (
     plan_products,
 )
 from worker.errors import SupplierBadPayload, SupplierError
-from worker.payloads import InvalidProduct, Product, ProductPage
+from worker.payloads import INT64_MAX, INT64_MIN, InvalidProduct, Product, ProductPage
 from worker.store import upsert_products
 
 log = logging.getLogger(__name__)
@@ -153,10 +153,15 @@ def apply_products(
                 delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(list(latest)))
             )
         for item in invalid:
-            if item.product_id is not None and item.product_id not in latest:
+            if _is_storable_id(item.product_id) and item.product_id not in latest:
                 _quarantine(session, item.product_id, item.raw, item.error, now)
                 outcomes[item.product_id] = "quarantined"
     return outcomes
+
+
+def _is_storable_id(product_id: int | None) -> TypeGuard[int]:
+    """Whether a ProductId fits the BigInteger key (an invalid entry's id is not validated)."""
+    return product_id is not None and INT64_MIN <= product_id <= INT64_MAX
 
 
 def _quarantine(session: Session, product_id: int, raw: Any, error: str, now: datetime) -> None:

@@ -71,7 +71,11 @@ def _product_pass() -> dict[str, Any]:
 
 
 def _rolling_price_refresh() -> int:
-    """Queue the next rolling batch (oldest prices first) and drop days that left the window."""
+    """Queue the next rolling batch and drop days that left the window.
+
+    The batch is the least recently attempted products (see ``due_for_refresh``): a refresh
+    that fails still stamps its attempt, so failing products cannot hold the head of the line.
+    """
     runtime = get_runtime()
     settings = runtime.settings
     drop_expired_days(runtime.sessions)

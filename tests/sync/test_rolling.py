@@ -28,7 +28,7 @@ def test_batch_spreads_the_catalog_over_the_max_age() -> None:
     assert rolling_batch_size(0, 60, 6 * 3600, 50) == 0
 
 
-def test_oldest_prices_come_first_never_refreshed_before_all(
+def test_least_recently_attempted_come_first_never_attempted_before_all(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
     result = sync_products(session_factory, supplier)
@@ -40,7 +40,10 @@ def test_oldest_prices_come_first_never_refreshed_before_all(
             session.execute(
                 update(ProductRow)
                 .where(ProductRow.product_id == pid)
-                .values(prices_refreshed_at=now - timedelta(minutes=age))
+                .values(
+                    prices_refreshed_at=now - timedelta(minutes=age),
+                    prices_attempted_at=now - timedelta(minutes=age),
+                )
             )
     due = due_for_refresh(session_factory, interval_s=60, max_age=timedelta(minutes=30), cap=50)
     # 30 products over 30 one-minute ticks would be 2 a tick; the 5 never refreshed are overdue.
