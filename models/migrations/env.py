@@ -23,15 +23,22 @@ def run_migrations_online() -> None:
     if not isinstance(engine, Engine):
         engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.connect() as connection:
+        is_sqlite = connection.dialect.name == "sqlite"
+        if is_sqlite:
+            # Batch operations rebuild tables on SQLite; with foreign keys on, dropping the old
+            # table would cascade-delete every child row. Must be set outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=is_sqlite,
             compare_type=True,
         )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+        if is_sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():
