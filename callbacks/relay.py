@@ -3,8 +3,8 @@
 Run on beat (every minute). A pending row is re-queued once it has been left alone for
 ``retry_delay_s(attempts)``: ``stale_after_s`` for a row never tried (a lost task, Redis down
 at intake), doubling with each attempt made, capped at ``max_delay_s``. Re-queueing stamps
-``updated_at``, so a row already queued is not queued again every minute while a worker is
-busy or away. Rows that used up ``max_attempts`` are parked as failed for an operator
+``updated_at``; a row no worker has claimed yet (workers away or backed up) waits as long
+again as it has already waited, so its re-queues double too instead of coming every tick. Rows that used up ``max_attempts`` are parked as failed for an operator
 (``catalog-sync inbox replay ID``).
 
 With the defaults (``stale_after_s`` 60 s, ``INBOX_MAX_ATTEMPTS`` 5) the attempts come at
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, false, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
@@ -51,15 +51,29 @@ def plan_relay(
     """In the caller's transaction: park exhausted rows, prune old signatures, stamp and list
     the rows due for another attempt (their ``updated_at`` becomes ``now``)."""
     parked = _park_exhausted(session, now, stale_after_s, max_attempts, limit)
-    requeue = list(
-        session.scalars(
-            select(InboxMessage.id)
-            .where(
-                InboxMessage.status == InboxStatus.PENDING,
-                _due(now, stale_after_s, max_attempts, max_delay_s),
+    candidates = session.execute(
+        select(
+            InboxMessage.id,
+            InboxMessage.attempts,
+            InboxMessage.received_at,
+            InboxMessage.updated_at,
+        )
+        .where(
+            InboxMessage.status == InboxStatus.PENDING,
+            InboxMessage.attempts < max_attempts,
+            InboxMessage.updated_at <= now - timedelta(seconds=stale_after_s),
+        )
+        .order_by(InboxMessage.updated_at, InboxMessage.id)
+        .limit(limit)
+    ).all()
+    requeue = sorted(
+        row.id
+        for row in candidates
+        if now - row.updated_at
+        >= timedelta(
+            seconds=_wait_s(
+                row.attempts, row.received_at, row.updated_at, stale_after_s, max_delay_s
             )
-            .order_by(InboxMessage.id)
-            .limit(limit)
         )
     )
     if requeue:
@@ -76,21 +90,18 @@ def plan_relay(
     return RelayPlan(requeue, parked, len(pruned))
 
 
-def _due(
-    now: datetime, stale_after_s: float, max_attempts: int, max_delay_s: float
-) -> ColumnElement[bool]:
-    """Pending rows with attempts left whose back-off has run out (one term per attempt count)."""
-    return or_(
-        false(),
-        *(
-            and_(
-                InboxMessage.attempts == attempts,
-                InboxMessage.updated_at
-                <= now - timedelta(seconds=retry_delay_s(attempts, stale_after_s, max_delay_s)),
-            )
-            for attempts in range(max(max_attempts, 0))
-        ),
-    )
+def _wait_s(
+    attempts: int,
+    received_at: datetime,
+    updated_at: datetime,
+    stale_after_s: float,
+    max_delay_s: float,
+) -> float:
+    """How long this row must be left alone before the next re-queue."""
+    if attempts > 0:
+        return retry_delay_s(attempts, stale_after_s, max_delay_s)
+    waited_so_far = (updated_at - received_at).total_seconds()
+    return min(max(stale_after_s, waited_so_far), max_delay_s)
 
 
 def _park_exhausted(

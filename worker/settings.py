@@ -61,7 +61,7 @@ class Settings(ReadApiSettings):
     callback_public_path: str | None = None
     callback_tolerance_s: int = Field(default=300, ge=1)
     callback_max_body: int = Field(default=65536, ge=1024)
-    inbox_max_attempts: int = Field(default=5, ge=1)
+    inbox_max_attempts: int = Field(default=5, ge=1, le=20)
     product_notice_coalesce_s: float = Field(default=30.0, ge=0)
 
     @field_validator("zzy_base_url")

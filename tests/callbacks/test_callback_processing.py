@@ -395,6 +395,21 @@ def test_relay_stamps_a_requeued_row_so_it_is_not_queued_again_every_minute(
     assert _row(sessions, lost).attempts == 0
 
 
+def test_relay_backs_off_a_row_no_worker_claims_instead_of_requeueing_every_tick(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    """Workers away for a quarter of an hour: the row is queued 4 times, not 15."""
+    lost = receive(app, "order_product_notify", {"ProductId": 3, "Status": 2}, sent)
+    received = _row(sessions, lost).updated_at
+    queued_at = [
+        minute
+        for minute in range(1, 16)
+        if _relay(sessions, received + timedelta(minutes=minute, seconds=1)) == [lost]
+    ]
+    assert queued_at == [1, 3, 7, 15]
+    assert _row(sessions, lost).attempts == 0
+
+
 def test_relay_backs_off_by_attempts_so_a_five_minute_outage_parks_nothing(
     app: Flask, sessions: sessionmaker[Session], sent: Sent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
