@@ -33,7 +33,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -109,7 +109,7 @@ class SupplierClient:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 5.0,
         price_concurrency: int = 4,
-        retry_budget_s: float = 45.0,
+        retry_budget_s: float = 40.0,
         rate_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -343,9 +343,10 @@ class SupplierClient:
             return self._send(method, path, params, body, idempotent=False)
         retrying = Retrying(
             retry=retry_if_exception_type(SupplierUnavailable),
-            # Attempts, and a total time that ends below a Celery task's soft limit (60 s).
+            # Attempts, and no attempt starting after the budget: the budget plus one request's
+            # timeouts stays below a Celery task's soft limit (60 s).
             stop=stop_after_attempt(self._read_retries + 1)
-            | stop_after_delay(self._retry_budget_s),
+            | stop_before_delay(self._retry_budget_s),
             wait=wait_random_exponential(
                 multiplier=self._backoff_initial_s, max=self._backoff_max_s
             ),

@@ -106,5 +106,6 @@ def test_retries_stop_at_the_time_budget() -> None:
         pytest.raises(SupplierUnavailable),
     ):
         c.list_products()
-    assert time.monotonic() - started < 3
+    # No attempt starts after the budget, so the whole call ends within it plus one request.
+    assert time.monotonic() - started < 0.3 + 0.05 + 0.5
     assert 1 < calls < 100
