@@ -40,6 +40,7 @@ from tenacity import (
 from worker.errors import (
     SupplierBadPayload,
     SupplierError,
+    SupplierInconsistent,
     SupplierOutcomeUnknown,
     SupplierRejected,
     SupplierUnavailable,
@@ -203,8 +204,8 @@ class SupplierClient:
         """One product by id, or None when the supplier says it is not (or no longer) authorized.
 
         "Gone" is only an empty answer with ``TotalCount`` 0: a page holding other products (a
-        supplier ignoring the filter) or a count without the item raises ``SupplierBadPayload``,
-        because callers deauthorize on None.
+        supplier ignoring the filter) or a count without the item raises
+        ``SupplierInconsistent``, because callers deauthorize on None.
         """
         data = self._call(
             "GET", PRODUCTS_PATH, params={"pageIndex": 1, "pageSize": 1, "productId": product_id}
@@ -220,10 +221,8 @@ class SupplierClient:
                 )
         if page.size == 0 and page.total_count == 0:
             return None
-        raise SupplierBadPayload(
-            None,
-            f"asked for product {product_id}, got {page.size} other item(s) of {page.total_count}",
-            "",
+        raise SupplierInconsistent(
+            f"asked for product {product_id}, got {page.size} other item(s) of {page.total_count}"
         )
 
     def _parse_page(self, data: Any, index: int, size: int) -> ProductPage:

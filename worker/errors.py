@@ -4,8 +4,10 @@ SupplierError                    anything that went wrong talking to the supplie
 ├── SupplierUnavailable          retriable: timeout, connection error, 429, 5xx, non-JSON body
 │   └── SupplierOutcomeUnknown   a non-idempotent call (Create, Pay, Refund, Cancel) may or may
 │                                not have been applied; reconcile before trying again
-└── SupplierRejected             fatal: the supplier answered IsSuccess false (Code, Message, LogId)
-    └── SupplierBadPayload       the answer was JSON but not the shape the contract promises
+├── SupplierRejected             fatal: the supplier answered IsSuccess false (Code, Message, LogId)
+│   └── SupplierBadPayload       the answer was JSON but not the shape the contract promises
+└── SupplierInconsistent         a well-formed answer that is not about what was asked (a
+                                 filter ignored): neither "gone" nor a bad payload
 """
 
 from __future__ import annotations
@@ -44,3 +46,7 @@ class SupplierRejected(SupplierError):
 
 class SupplierBadPayload(SupplierRejected):
     """The supplier answered success but its Data did not validate."""
+
+
+class SupplierInconsistent(SupplierError):
+    """A valid answer to another question; acting on it (e.g. deauthorizing) would be a guess."""

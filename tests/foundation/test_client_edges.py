@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from worker.client import SupplierClient
-from worker.errors import SupplierBadPayload, SupplierOutcomeUnknown, SupplierUnavailable
+from worker.errors import SupplierInconsistent, SupplierOutcomeUnknown, SupplierUnavailable
 from worker.payloads import CreateOrderRequest, Person
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -49,7 +49,7 @@ def test_get_product_refuses_an_answer_that_is_not_about_the_product(
     data: dict[str, object],
 ) -> None:
     with client_for(lambda r: httpx.Response(200, json=envelope(data))) as c:
-        with pytest.raises(SupplierBadPayload):
+        with pytest.raises(SupplierInconsistent):
             c.get_product(5)
 
 
