@@ -6,6 +6,10 @@ lower inbox id. A ticket notice older than the one that set the ticket fields ch
 nothing (``failed`` received before ``issued`` never overwrites it); the order's refund
 status is the review received last; redemption counts never move backwards; refunded and
 redeemed vouchers are unions. A notice for an unknown order creates its row.
+
+Receipt order stands in for the supplier's event order because the contract carries no
+event time: a notice the supplier resends (after a 503, or a 409 for a shared signature)
+gets a new, higher inbox id and so counts as later than one sent after it.
 """
 
 from __future__ import annotations
