@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -76,6 +76,14 @@ REFUND_PATH = "/order/Refund"
 CANCEL_PATH = "/order/CancelOrder"
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class PriceFetch(NamedTuple):
+    """One product's calendar (or why not), and when its request started (the freshness key)."""
+
+    product_id: int
+    result: PriceCalendar | SupplierError
+    started_at: datetime
 
 
 def _field(envelope: dict[str, Any], name: str) -> Any:
@@ -270,14 +278,17 @@ class SupplierClient:
 
     def fetch_price_calendars(
         self, product_ids: Iterable[int], start: date, end: date
-    ) -> Iterator[tuple[int, PriceCalendar | SupplierError]]:
-        """Fetch many calendars with bounded concurrency; yields (id, calendar or error) as done."""
+    ) -> Iterator[PriceFetch]:
+        """Fetch many calendars with bounded concurrency, in order; each says when it started."""
 
-        def one(product_id: int) -> tuple[int, PriceCalendar | SupplierError]:
+        def one(product_id: int) -> PriceFetch:
+            started = datetime.now(UTC)
             try:
-                return product_id, self.get_price_calendar(product_id, start, end)
+                return PriceFetch(
+                    product_id, self.get_price_calendar(product_id, start, end), started
+                )
             except SupplierError as exc:
-                return product_id, exc
+                return PriceFetch(product_id, exc, started)
 
         with ThreadPoolExecutor(self._price_concurrency, thread_name_prefix="prices") as pool:
             yield from pool.map(one, product_ids)

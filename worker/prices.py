@@ -205,7 +205,10 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
     ).first()
     if row is None:
         return False
-    if row.prices_fetched_at is not None and row.prices_fetched_at > content.fetched_at:
+    # A later window (a batch that crossed the supplier's midnight) or, for the same window, a
+    # later fetch is already stored: this one is older news.
+    held = (row.prices_window_start, row.prices_fetched_at)
+    if held[0] is not None and held[1] is not None and held > (content.start, content.fetched_at):
         log.info("prices of product %s: a later fetch is already stored", product_id)
         return False
     changed = _write_calendar(
@@ -498,16 +501,12 @@ def _fetch_bounded(
 ) -> Iterator[tuple[int, PriceCalendar | SupplierError, datetime]]:
     """The client's pool submits everything it is given at once; feed it slices to bound memory.
 
-    Each result carries the time its slice was handed to the pool: never later than its fetch
-    really started, so the guard against older fetches errs toward keeping what is stored.
+    Each result carries the time its own request started, the key of the older-fetch guard.
     """
     ids = list(product_ids)
     for offset in range(0, len(ids), size):
-        started = utcnow()
-        for product_id, fetched in supplier.fetch_price_calendars(
-            ids[offset : offset + size], start, end
-        ):
-            yield product_id, fetched, started
+        for fetch in supplier.fetch_price_calendars(ids[offset : offset + size], start, end):
+            yield fetch.product_id, fetch.result, fetch.started_at
 
 
 def rolling_batch_size(authorized: int, interval_s: float, max_age_s: float, cap: int) -> int:

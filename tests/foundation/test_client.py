@@ -138,8 +138,11 @@ def test_fetch_price_calendars_is_bounded_and_complete(
 ) -> None:
     ids = sandbox.state.catalog.authorized_ids()
     today = sandbox.state.today
-    results = dict(client.fetch_price_calendars(ids, today, today + datetime.timedelta(days=10)))
-    assert set(results) == set(ids)
+    before = datetime.datetime.now(datetime.UTC)
+    fetches = list(client.fetch_price_calendars(ids, today, today + datetime.timedelta(days=10)))
+    assert [f.product_id for f in fetches] == ids
+    assert all(not isinstance(f.result, Exception) for f in fetches)
+    assert all(before <= f.started_at <= datetime.datetime.now(datetime.UTC) for f in fetches)
     assert counts(sandbox)[PRICES_PATH] == len(ids)
 
 

@@ -257,6 +257,28 @@ def test_older_fetch_finishing_last_does_not_overwrite_the_newer_one(
     assert_matches_truth(session_factory, sandbox)
 
 
+def test_a_fetch_for_yesterdays_window_never_overwrites_todays(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    """A batch that crossed the supplier's midnight finishes after a refresh of the new day."""
+    full_sync(session_factory, supplier, sandbox)
+    pid = sandbox.state.catalog.authorized_ids()[0]
+    today = sandbox.state.today
+    y_start, y_end = price_window(today - timedelta(days=1), WINDOW)
+    t_start, t_end = price_window(today, WINDOW)
+    todays = price_content(
+        supplier.get_price_calendar(pid, t_start, t_end), t_start, t_end, utcnow()
+    )
+    yesterdays = price_content(
+        supplier.get_price_calendar(pid, y_start, y_end), y_start, y_end, utcnow()
+    )
+
+    store_prices(session_factory, pid, todays)
+    assert store_prices(session_factory, pid, yesterdays) is False  # fetched later, but older news
+
+    assert stored(session_factory, pid).prices_window_start == t_start
+
+
 # --- failing products do not starve the rolling refresh -------------------------------------
 
 
