@@ -81,6 +81,12 @@ class Product(Base):
     # The window (supplier dates) the stored calendar covers and ``prices_hash`` was taken over.
     prices_window_start: Mapped[date | None] = mapped_column(Date)
     prices_window_end: Mapped[date | None] = mapped_column(Date)
+    # Why the last price refresh failed after its retries (None once one succeeds).
+    prices_error: Mapped[str | None] = mapped_column(Text)
+    # When the fetch (or notice) whose content this row holds started, on the database's
+    # clock: an upsert, shelf change, deauthorization or re-authorization lands only when
+    # its own fetch started later. Version is a change marker, never an order.
+    fetched_at: Mapped[datetime | None]
 
     @property
     def is_on_shelf(self) -> bool:
@@ -189,6 +195,10 @@ class SyncRun(Base):
     prices_refreshed: Mapped[int] = mapped_column(default=0)
     prices_changed: Mapped[int] = mapped_column(default=0)
     requests: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)  # requests repeated after a transient failure
+    version_regressions: Mapped[int] = mapped_column(
+        default=0
+    )  # products applied at a lower Version
     errors: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -96,7 +96,10 @@ def _fault_answer(fault: Fault) -> Response | None:
         return reply
     if fault.kind == "rejected":
         return supplier_reply(
-            None, code=500, ok=False, message=fault.message or "系统繁忙，请稍后再试"
+            None,
+            code=500 if fault.code is None else fault.code,
+            ok=False,
+            message=fault.message or "系统繁忙，请稍后再试",
         )
     return supplier_reply(
         None, code=500, ok=False, message=fault.message or "服务器内部错误", status=500

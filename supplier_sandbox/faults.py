@@ -28,6 +28,7 @@ class Fault:
     match: dict[str, str] = field(default_factory=dict)
     hold_s: float = 30.0
     message: str | None = None
+    code: int | None = None  # the envelope Code of a "rejected" answer (default 500)
     seen: int = 0
     fired: int = 0
 
@@ -53,6 +54,7 @@ class Fault:
             "match": dict(self.match),
             "hold_s": self.hold_s,
             "message": self.message,
+            "code": self.code,
             "seen": self.seen,
             "fired": self.fired,
             "spent": self.is_spent,
@@ -74,6 +76,7 @@ def fault_from_json(fault_id: int, spec: Mapping[str, Any]) -> Fault:
     if after < 0:
         raise ValueError("after must not be negative")
     message = spec.get("message")
+    code = spec.get("code")
     return Fault(
         id=fault_id,
         kind=kind,
@@ -83,6 +86,7 @@ def fault_from_json(fault_id: int, spec: Mapping[str, Any]) -> Fault:
         match={str(key): str(value) for key, value in match.items()},
         hold_s=float(spec.get("hold_s", 30.0)),
         message=None if message is None else str(message),
+        code=None if code is None else int(code),
     )
 
 

@@ -4,8 +4,13 @@ One long-lived ``httpx.Client`` is injected; every request is signed over the ex
 it sends. Failures map to the tree in ``worker.errors``; no httpx type leaks out.
 
 Retries: reads (the two product GETs, PersonQrCodes, and Verify, which changes nothing) are
-retried on ``SupplierUnavailable`` with exponential backoff and full jitter. Create, Pay, Refund and
-Cancel are sent once: the supplier promises no idempotency, so a failure in flight raises
+retried on ``SupplierUnavailable`` with exponential backoff and full jitter, within
+``read_retries`` and a time budget: timeouts, connection errors and resets, 429 (waiting at least
+its ``Retry-After``), 5xx, bodies that are not JSON or are cut short, ``Data: null`` where data is
+expected, and ``IsSuccess: false`` answers the ``TransientRule`` marks as busy (``SupplierBusy``).
+Any other ``IsSuccess: false`` is permanent (``SupplierRejected``). Each retry is logged at DEBUG
+with its attempt number and counted in ``retries_sent``. Create, Pay, Refund and Cancel are sent
+once whatever the answer: the supplier promises no idempotency, so a failure in flight raises
 ``SupplierOutcomeUnknown`` and the caller reconciles by ``OriginOrderId``.
 
 Rate: every request first takes a token from the injected ``RateLimiter`` (the supplier's
@@ -25,11 +30,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
@@ -39,6 +46,7 @@ from tenacity import (
 
 from worker.errors import (
     SupplierBadPayload,
+    SupplierBusy,
     SupplierError,
     SupplierInconsistent,
     SupplierOutcomeUnknown,
@@ -63,6 +71,7 @@ from worker.payloads import (
 from worker.ratelimit import NoLimit, RateLimiter
 from worker.settings import Settings
 from worker.signing import auth_headers
+from worker.transient import TransientRule
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +85,13 @@ REFUND_PATH = "/order/Refund"
 CANCEL_PATH = "/order/CancelOrder"
 
 M = TypeVar("M", bound=BaseModel)
+# The longest Retry-After honoured: a longer one ends the attempts (the budget decides).
+MAX_RETRY_AFTER_S = 30.0
+Stamp = Callable[[], datetime]
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class PriceFetch(NamedTuple):
@@ -121,6 +137,8 @@ class SupplierClient:
         retry_budget_s: float = 40.0,
         rate_limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        transient: TransientRule | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._http = http
         self._partner_id = partner_id
@@ -133,8 +151,11 @@ class SupplierClient:
         self._retry_budget_s = retry_budget_s
         self._limiter: RateLimiter = rate_limiter or NoLimit()
         self._clock = clock
+        self._transient = transient or TransientRule()
+        self._sleep = sleep
         self._count_lock = threading.Lock()
         self.requests_sent = 0
+        self.retries_sent = 0
 
     @classmethod
     def from_settings(
@@ -159,6 +180,7 @@ class SupplierClient:
             read_retries=settings.read_retries,
             price_concurrency=settings.price_concurrency,
             rate_limiter=rate_limiter,
+            transient=settings.transient_rule,
         )
 
     def close(self) -> None:
@@ -172,8 +194,10 @@ class SupplierClient:
 
     # --- 1.1.1 products --------------------------------------------------------------------
 
-    def iter_product_pages(self, page_size: int | None = None) -> Iterator[ProductPage]:
-        """Page through every authorized product.
+    def iter_product_pages(
+        self, page_size: int | None = None, *, stamp: Stamp = _wall_clock
+    ) -> Iterator[ProductPage]:
+        """Page through every authorized product; each page carries ``stamp()`` taken before it.
 
         Stops when ``TotalCount`` items were received or a page comes back empty. When the
         supplier caps ``pageSize`` below what was asked, later pages ask for the capped size,
@@ -185,8 +209,11 @@ class SupplierClient:
         received = 0
         page_limit = 0
         while True:
-            data = self._call("GET", PRODUCTS_PATH, params={"pageIndex": index, "pageSize": size})
-            page = self._parse_page(data, index, size)
+            fetched_at = stamp()
+            envelope = self._call_envelope(
+                "GET", PRODUCTS_PATH, params={"pageIndex": index, "pageSize": size}
+            )
+            page = self._parse_page(envelope, index, size, fetched_at)
             yield page
             if page.size == 0:
                 return
@@ -215,10 +242,10 @@ class SupplierClient:
         supplier ignoring the filter) or a count without the item raises
         ``SupplierInconsistent``, because callers deauthorize on None.
         """
-        data = self._call(
+        envelope = self._call_envelope(
             "GET", PRODUCTS_PATH, params={"pageIndex": 1, "pageSize": 1, "productId": product_id}
         )
-        page = self._parse_page(data, 1, 1)
+        page = self._parse_page(envelope, 1, 1)
         for product in page.products:
             if product.product_id == product_id:
                 return product
@@ -233,11 +260,17 @@ class SupplierClient:
             f"asked for product {product_id}, got {page.size} other item(s) of {page.total_count}"
         )
 
-    def _parse_page(self, data: Any, index: int, size: int) -> ProductPage:
+    def _parse_page(
+        self, envelope: dict[str, Any], index: int, size: int, fetched_at: datetime | None = None
+    ) -> ProductPage:
+        data = _field(envelope, "Data")
         if not isinstance(data, dict):
             raise SupplierBadPayload(None, "product page Data is not an object", "")
         items = _field(data, "Products") or []
+        # The document's table lists TotalCount beside the envelope's fields: accept both places.
         total = _as_int(_field(data, "TotalCount"))
+        if total is None:
+            total = _as_int(_field(envelope, "TotalCount"))
         if not isinstance(items, list) or total is None:
             raise SupplierBadPayload(None, "product page lacks Products or TotalCount", "")
         products: list[Product] = []
@@ -259,6 +292,7 @@ class SupplierClient:
             products=products,
             invalid=invalid,
             raw_by_id=raw_by_id,
+            fetched_at=fetched_at,
         )
 
     # --- 1.1.2 prices ----------------------------------------------------------------------
@@ -273,16 +307,18 @@ class SupplierClient:
                 "EndTime": end.isoformat(),
                 "productId": product_id,
             },
+            require_data=True,  # Data null is an error, never an empty calendar
         )
-        return self._model(PriceCalendar, data if data is not None else {})
+        return self._model(PriceCalendar, data)
 
     def fetch_price_calendars(
-        self, product_ids: Iterable[int], start: date, end: date
+        self, product_ids: Iterable[int], start: date, end: date, *, stamp: Stamp = _wall_clock
     ) -> Iterator[PriceFetch]:
-        """Fetch many calendars with bounded concurrency, in order; each says when it started."""
+        """Fetch many calendars with bounded concurrency, in order; each says when it started
+        (``stamp()``, which should be one clock for all workers: see ``worker.clock``)."""
 
         def one(product_id: int) -> PriceFetch:
-            started = datetime.now(UTC)
+            started = stamp()
             try:
                 return PriceFetch(
                     product_id, self.get_price_calendar(product_id, start, end), started
@@ -348,23 +384,73 @@ class SupplierClient:
         params: dict[str, Any] | None = None,
         body: OutgoingModel | None = None,
         idempotent: bool = True,
+        require_data: bool = False,
     ) -> Any:
+        envelope = self._call_envelope(
+            method,
+            path,
+            params=params,
+            body=body,
+            idempotent=idempotent,
+            require_data=require_data,
+        )
+        return _field(envelope, "Data")
+
+    def _call_envelope(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: OutgoingModel | None = None,
+        idempotent: bool = True,
+        require_data: bool = True,
+    ) -> dict[str, Any]:
+        """The whole success envelope; reads retried (module docstring), writes sent once."""
         if not idempotent:
-            return self._send(method, path, params, body, idempotent=False)
+            return self._send(method, path, params, body, idempotent=False, require_data=False)
+        backoff = wait_random_exponential(
+            multiplier=self._backoff_initial_s, max=self._backoff_max_s
+        )
+
+        def wait(state: RetryCallState) -> float:
+            # Honour Retry-After (429, 503) when it asks for longer than the backoff would.
+            delay = float(backoff(state))
+            error = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(error, SupplierUnavailable) and error.retry_after_s is not None:
+                delay = max(delay, min(error.retry_after_s, MAX_RETRY_AFTER_S))
+            return delay
+
+        def before_sleep(state: RetryCallState) -> None:
+            with self._count_lock:
+                self.retries_sent += 1
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.debug(
+                "supplier %s %s: attempt %s of %s failed (%s); retrying in %.2f s",
+                method,
+                path,
+                state.attempt_number,
+                self._read_retries + 1,
+                error,
+                state.upcoming_sleep,
+            )
+
         retrying = Retrying(
             retry=retry_if_exception_type(SupplierUnavailable),
             # Attempts, and no attempt starting after the budget: the budget plus one request's
             # timeouts stays below a Celery task's soft limit (60 s).
             stop=stop_after_attempt(self._read_retries + 1)
             | stop_before_delay(self._retry_budget_s),
-            wait=wait_random_exponential(
-                multiplier=self._backoff_initial_s, max=self._backoff_max_s
-            ),
+            wait=wait,
+            before_sleep=before_sleep,
+            sleep=self._sleep,
             reraise=True,
         )
         for attempt in retrying:
             with attempt:
-                return self._send(method, path, params, body, idempotent=True)
+                return self._send(
+                    method, path, params, body, idempotent=True, require_data=require_data
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(
@@ -375,7 +461,8 @@ class SupplierClient:
         body: OutgoingModel | None,
         *,
         idempotent: bool,
-    ) -> Any:
+        require_data: bool,
+    ) -> dict[str, Any]:
         content = None
         if body is not None:
             wire = {"PartnerId": self._partner_id, **body.to_wire()}
@@ -406,13 +493,22 @@ class SupplierClient:
         log.debug(
             "supplier %s %s -> %s in %.0f ms", method, signed_path, response.status_code, elapsed_ms
         )
-        return self._unwrap(method, path, response, idempotent=idempotent)
+        envelope = self._unwrap(method, path, response, idempotent=idempotent)
+        if require_data and _field(envelope, "Data") is None:
+            # A success without the data asked for: an overloaded back end, not "nothing".
+            raise SupplierUnavailable(f"{method} {path}: success answer with Data null")
+        return envelope
 
-    def _unwrap(self, method: str, path: str, response: httpx.Response, *, idempotent: bool) -> Any:
+    def _unwrap(
+        self, method: str, path: str, response: httpx.Response, *, idempotent: bool
+    ) -> dict[str, Any]:
         status = response.status_code
+        retry_after = _retry_after_s(response.headers.get("Retry-After"))
         if status == 429:
             raise SupplierUnavailable(
-                f"{method} {path}: rate limited (HTTP 429)", status_code=status
+                f"{method} {path}: rate limited (HTTP 429)",
+                status_code=status,
+                retry_after_s=retry_after,
             )
         if status == 408 and idempotent:
             raise SupplierUnavailable(
@@ -420,7 +516,9 @@ class SupplierClient:
             )
         if status >= 500:
             error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
-            raise error(f"{method} {path}: HTTP {status}", status_code=status)
+            raise error(
+                f"{method} {path}: HTTP {status}", status_code=status, retry_after_s=retry_after
+            )
         try:
             envelope = json.loads(response.content, parse_float=Decimal)
         except ValueError:
@@ -445,6 +543,8 @@ class SupplierClient:
         message = str(_field(envelope, "Message") or "")
         log_id = str(_field(envelope, "LogId") or "")
         if _field(envelope, "IsSuccess") is not True or status >= 400:
+            if idempotent and status < 400 and self._transient.is_transient(code, message):
+                raise SupplierBusy(code, message, log_id)
             log.warning(
                 "supplier rejected %s %s: Code=%s LogId=%s Message=%s",
                 method,
@@ -454,7 +554,25 @@ class SupplierClient:
                 message,
             )
             raise SupplierRejected(code, message, log_id, status_code=status)
-        return _field(envelope, "Data")
+        return envelope
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _short(exc: ValidationError) -> str:

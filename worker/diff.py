@@ -34,11 +34,16 @@ class LocalProduct:
 
 @dataclass(frozen=True)
 class ProductPlan:
-    """Per-page decisions: ``writes`` maps id to the change kind its upsert records."""
+    """Per-page decisions: ``writes`` maps id to the change kind its upsert records.
+
+    ``regressions`` are writes at a lower Version than the one held: applied all the same
+    (Version is a change marker, not an order; a product authorized again comes back at 0),
+    and counted as drift. Which of two writes is newer is decided by fetch time, in the upsert.
+    """
 
     writes: dict[int, ChangeKind] = field(default_factory=dict)
     unchanged: list[int] = field(default_factory=list)
-    stale: list[int] = field(default_factory=list)
+    regressions: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,26 +82,25 @@ def classify(remote: RemoteProduct, local: LocalProduct | None) -> ChangeKind | 
         return ChangeKind.UPDATED
     if remote.product_status != local.product_status:
         return ChangeKind.STATUS  # a shelf move, whether or not the supplier bumped Version
-    if remote.version > local.version:
-        return ChangeKind.UPDATED
+    if remote.version != local.version:
+        return ChangeKind.UPDATED  # either way: Version marks a change, it does not order them
     return None
 
 
 def plan_products(
     remote: Iterable[RemoteProduct], local: Mapping[int, LocalProduct]
 ) -> ProductPlan:
-    """Decide each remote product: write (with its change kind), leave alone, or ignore as stale."""
+    """Decide each remote product: write (with its change kind) or leave alone."""
     plan = ProductPlan()
     for item in remote:
         held = local.get(item.product_id)
-        if held is not None and item.version < held.version:
-            plan.stale.append(item.product_id)  # never replace a product with an older Version
-            continue
         kind = classify(item, held)
         if kind is None:
             plan.unchanged.append(item.product_id)
-        else:
-            plan.writes[item.product_id] = kind
+            continue
+        plan.writes[item.product_id] = kind
+        if held is not None and item.version < held.version:
+            plan.regressions.append(item.product_id)
     return plan
 
 

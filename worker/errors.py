@@ -1,7 +1,10 @@
 """The supplier client's exception tree.
 
 SupplierError                    anything that went wrong talking to the supplier
-├── SupplierUnavailable          retriable: timeout, connection error, 429, 5xx, non-JSON body
+├── SupplierUnavailable          retriable: timeout, connection error, 429, 5xx, non-JSON body,
+│   │                            a read's Data null where data is expected
+│   ├── SupplierBusy             a read answered IsSuccess false with a server-side or busy
+│   │                            Code or Message (``transient_rule``): retried like a 5xx
 │   └── SupplierOutcomeUnknown   a non-idempotent call (Create, Pay, Refund, Cancel) may or may
 │                                not have been applied; reconcile before trying again
 ├── SupplierRejected             fatal: the supplier answered IsSuccess false (Code, Message, LogId)
@@ -20,9 +23,22 @@ class SupplierError(Exception):
 class SupplierUnavailable(SupplierError):
     """The supplier could not be reached or answered with a transient failure; safe to retry reads."""
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after_s = retry_after_s
+
+
+class SupplierBusy(SupplierUnavailable):
+    """``IsSuccess: false`` that marks an overloaded supplier; a read is retried, a write never."""
+
+    def __init__(self, code: int | None, message: str, log_id: str) -> None:
+        super().__init__(f"supplier busy: Code={code} Message={message!r} LogId={log_id!r}")
+        self.code = code
+        self.message = message
+        self.log_id = log_id
 
 
 class SupplierOutcomeUnknown(SupplierUnavailable):

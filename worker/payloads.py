@@ -1,9 +1,15 @@
 """Every payload crossing the supplier boundary, as validated pydantic models.
 
-Tolerant of the contract's quirks: keys in any case (PascalCase or camelCase),
-``TotoalStock`` or ``TotalStock``, nulls and empty strings for optional values,
-money as ``Decimal`` (parse JSON with ``parse_float=Decimal``), dates as
-``yyyy-MM-dd`` or ``yyyy-MM-dd HH:mm:ss``. Outgoing requests serialize by alias.
+Tolerant of the contract's lawful variations: keys in any case (PascalCase or camelCase),
+``TotoalStock`` or ``TotalStock``, nulls and empty strings for optional values, ``null`` for
+any list, money as ``Decimal`` (parse JSON with ``parse_float=Decimal``), dates as
+``yyyy-MM-dd``, ``yyyy-MM-dd HH:mm:ss``, ``yyyy/M/d H:mm:ss`` (.NET) or ISO 8601 with ``T``,
+``ProductSeats`` in ``Data`` or inside each price rule (merged, each SeatsCode and Time once),
+negative stock or counts read as 0 (logged as drift). Outgoing requests serialize by alias.
+
+Only what the sync cannot do without (ProductId, Version, ProductStatus, ProductName, prices,
+rule dates) fails a product or a calendar. Informational product fields that do not parse are
+read as None (a date-time keeps its text) and stay in the raw payload: they never quarantine.
 
 Incoming values are bounded by the columns that store them (string lengths, 32- and 64-bit
 integers, money as ``Numeric(12, 2)``): a value the database would refuse fails validation
@@ -14,7 +20,9 @@ database error aborting a whole page or batch.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
+import logging
+import re
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -24,7 +32,19 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
+)
+
+log = logging.getLogger(__name__)
+
+# yyyy-MM-dd, yyyy/M/d, with an optional time (space or T), fraction and offset.
+_DATE_TIME = re.compile(
+    r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})"
+    r"(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
 )
 
 
@@ -34,11 +54,37 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+def parse_supplier_datetime(text: str) -> datetime:
+    """Any date form the contract allows, as written (a date alone is midnight); ValueError else."""
+    match = _DATE_TIME.match(text.strip())
+    if match is None:
+        raise ValueError(f"not a supplier date: {text[:40]!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micro = int((fraction or "0").ljust(6, "0")[:6])
+    tz = None
+    if offset:
+        if offset == "Z":
+            tz = UTC
+        else:
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    return datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        micro,
+        tzinfo=tz,
+    )
+
+
 def _parse_date(value: Any) -> Any:
     value = _blank_to_none(value)
     if isinstance(value, str):
-        text = value.strip().replace("T", " ").replace("/", "-")
-        return datetime.strptime(text[:10], "%Y-%m-%d").date()
+        return parse_supplier_datetime(value).date()
     if isinstance(value, datetime):
         return value.date()
     return value
@@ -47,8 +93,47 @@ def _parse_date(value: Any) -> Any:
 def _parse_datetime(value: Any) -> Any:
     value = _blank_to_none(value)
     if isinstance(value, str):
-        return datetime.fromisoformat(value.strip().replace("/", "-"))
+        return parse_supplier_datetime(value)
     return value
+
+
+def _not_negative(value: Any) -> Any:
+    """A negative stock or count means nothing the contract defines: read as 0, logged as drift."""
+    value = _blank_to_none(value)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return value
+    if number < 0 and not isinstance(value, bool):
+        log.warning("drift: negative stock or count %s read as 0", number)
+        return 0
+    return value
+
+
+def _informational(
+    fallback: Any,
+) -> WrapValidator:
+    """A field the sync can do without: when it does not parse, ``fallback(value)`` instead."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except (ValidationError, ValueError, TypeError):
+            return fallback(value)
+
+    return WrapValidator(validate)
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+def _raw_text(value: Any) -> str | None:
+    """An unparsed date kept as the text it came as (clipped to its column)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text[:DATETIME_TEXT] or None
 
 
 def _storable_datetime(value: datetime | None) -> datetime | None:
@@ -116,6 +201,20 @@ OptInt32 = Annotated[Int32 | None, BeforeValidator(_blank_to_none)]
 OptInt64 = Annotated[Int64 | None, BeforeValidator(_blank_to_none)]
 OptStr = Annotated[str | None, BeforeValidator(_to_str)]
 Str = Annotated[str, BeforeValidator(_to_str)]
+# Informational product fields: never a reason to quarantine.
+InfoInt32 = Annotated[OptInt32, _informational(_none)]
+InfoInt64 = Annotated[OptInt64, _informational(_none)]
+InfoStr = Annotated[OptStr, _informational(_none)]
+InfoTime = Annotated[OptTime, _informational(_none)]
+# A date-time that does not parse keeps its text (the column holds text).
+InfoDateTime = Annotated[
+    datetime | str | None,
+    BeforeValidator(_parse_datetime),
+    AfterValidator(_storable_datetime),
+    _informational(_raw_text),
+]
+Count = Annotated[Int32, BeforeValidator(_not_negative)]
+OptCount = Annotated[Int32 | None, BeforeValidator(_not_negative), _informational(_none)]
 
 
 class SupplierModel(BaseModel):
@@ -161,42 +260,51 @@ class Product(SupplierModel):
     _extra_aliases: ClassVar[dict[str, str]] = {"TotalStock": "TotoalStock"}
 
     product_id: Int64 = Field(alias="ProductId")
-    version: Int32 = Field(alias="Version", ge=0)
-    product_code: OptStr = Field(default=None, alias="ProductCode", max_length=SHORT_TEXT)
-    is_ticket: OptInt32 = Field(
-        default=None, alias="IsTicket"
-    )  # 1 must exchange for a paper ticket
-    ticket_get_address: OptStr = Field(default=None, alias="TicketGetAddress")
+    version: Int32 = Field(alias="Version")  # a change marker, not an order (CONTRACT.md)
+    product_code: InfoStr = Field(default=None, alias="ProductCode")
+    is_ticket: InfoInt32 = Field(default=None, alias="IsTicket")  # 1 must exchange for a ticket
+    ticket_get_address: InfoStr = Field(default=None, alias="TicketGetAddress")
     product_name: Str = Field(alias="ProductName", max_length=NAME_TEXT)
-    product_desc: OptStr = Field(default=None, alias="ProductDesc")
-    entrance_mode: OptInt32 = Field(
-        default=None, alias="EntranceMode"
-    )  # 0 per order, 1 per visitor
-    product_kind: OptStr = Field(default=None, alias="ProductKind", max_length=SHORT_TEXT)
-    adult_number: OptInt32 = Field(default=None, alias="AdultNumber")
-    child_number: OptInt32 = Field(default=None, alias="ChildNumber")
-    max_number_by_order: OptInt32 = Field(default=None, alias="MaxNumberByOrder")  # 0 unlimited
-    max_number_by_mobile: OptInt32 = Field(default=None, alias="MaxNumberByMobile")
-    limit_day_by_mobile: OptInt32 = Field(default=None, alias="LimitDayByMobile")
-    max_number_by_card_id: OptInt32 = Field(default=None, alias="MaxNumberByCardID")
-    limit_day_by_card_id: OptInt32 = Field(default=None, alias="LimitDayByCardID")
-    customer_set: OptInt32 = Field(
-        default=None, alias="CustomerSet"
-    )  # 1 visitor info needed, 2 not
-    total_stock: OptInt32 = Field(default=None, alias="TotoalStock")  # sic; 0 unlimited
+    product_desc: InfoStr = Field(default=None, alias="ProductDesc")
+    entrance_mode: InfoInt32 = Field(default=None, alias="EntranceMode")  # 0 order, 1 visitor
+    product_kind: InfoStr = Field(default=None, alias="ProductKind")
+    adult_number: OptCount = Field(default=None, alias="AdultNumber")
+    child_number: OptCount = Field(default=None, alias="ChildNumber")
+    max_number_by_order: OptCount = Field(default=None, alias="MaxNumberByOrder")  # 0 unlimited
+    max_number_by_mobile: OptCount = Field(default=None, alias="MaxNumberByMobile")
+    limit_day_by_mobile: OptCount = Field(default=None, alias="LimitDayByMobile")
+    max_number_by_card_id: OptCount = Field(default=None, alias="MaxNumberByCardID")
+    limit_day_by_card_id: OptCount = Field(default=None, alias="LimitDayByCardID")
+    customer_set: InfoInt32 = Field(default=None, alias="CustomerSet")  # 1 info needed, 2 not
+    total_stock: OptCount = Field(default=None, alias="TotoalStock")  # sic; 0 unlimited
     product_status: Int32 = Field(alias="ProductStatus")  # 0 off shelf, 1 on shelf
-    refund_set: OptInt32 = Field(default=None, alias="RefundSet")  # 0 no refunds, 1 free refund
-    scenic_spots: OptStr = Field(default=None, alias="ScenicSpots", max_length=NAME_TEXT)
-    scenic_id: OptInt64 = Field(default=None, alias="ScenicId")
-    out_id: OptStr = Field(default=None, alias="OutId", max_length=SHORT_TEXT)
-    min_age: OptInt32 = Field(default=None, alias="MinAge")
-    max_age: OptInt32 = Field(default=None, alias="MaxAge")
-    effective_time_mode: OptInt32 = Field(default=None, alias="EffectiveTimeMode")
-    effective_time: OptInt32 = Field(default=None, alias="EffectiveTime")
-    become_effective_time: OptInt32 = Field(default=None, alias="BecomeEffectiveTime")
-    begin_effective_time: OptDateTime = Field(default=None, alias="BeginEffectiveTime")
-    end_effective_time: OptDateTime = Field(default=None, alias="EndEffectiveTime")
-    booking_time: OptTime = Field(default=None, alias="BookingTime")  # HH:mm, latest booking time
+    refund_set: InfoInt32 = Field(default=None, alias="RefundSet")  # 0 no refunds, 1 free
+    scenic_spots: InfoStr = Field(default=None, alias="ScenicSpots")
+    scenic_id: InfoInt64 = Field(default=None, alias="ScenicId")
+    out_id: InfoStr = Field(default=None, alias="OutId")
+    min_age: InfoInt32 = Field(default=None, alias="MinAge")
+    max_age: InfoInt32 = Field(default=None, alias="MaxAge")
+    effective_time_mode: InfoInt32 = Field(default=None, alias="EffectiveTimeMode")
+    effective_time: InfoInt32 = Field(default=None, alias="EffectiveTime")
+    become_effective_time: InfoInt32 = Field(default=None, alias="BecomeEffectiveTime")
+    begin_effective_time: InfoDateTime = Field(default=None, alias="BeginEffectiveTime")
+    end_effective_time: InfoDateTime = Field(default=None, alias="EndEffectiveTime")
+    booking_time: InfoTime = Field(default=None, alias="BookingTime")  # HH:mm, latest booking
+
+    @model_validator(mode="after")
+    def _fit_columns(self) -> Product:
+        """Informational text longer than its column is cut, not refused."""
+        limits = {
+            "product_code": SHORT_TEXT,
+            "product_kind": SHORT_TEXT,
+            "scenic_spots": NAME_TEXT,
+            "out_id": SHORT_TEXT,
+        }
+        for name, limit in limits.items():
+            value = getattr(self, name)
+            if value is not None and len(value) > limit:
+                object.__setattr__(self, name, value[:limit])
+        return self
 
     @property
     def is_on_shelf(self) -> bool:
@@ -224,6 +332,7 @@ class ProductPage(BaseModel):
     products: list[Product]
     invalid: list[InvalidProduct]
     raw_by_id: dict[int, dict[str, Any]]
+    fetched_at: datetime | None = None  # when its request started (one clock: worker.clock)
 
     @property
     def size(self) -> int:
@@ -236,11 +345,11 @@ class ProductPage(BaseModel):
 class PriceRule(SupplierModel):
     """A raw price rule (1.1.2). Rules overlap; see CONTRACT.md for the precedence."""
 
-    daily_stock: Int32 = Field(alias="DailyStock", ge=0)  # 0 unlimited
+    daily_stock: Count = Field(alias="DailyStock")  # 0 unlimited; negative read as 0
     market_price: Money = Field(alias="MarketPrice")
     price: Money = Field(alias="Price")  # the distributor's cost
     sale_price: Money = Field(alias="SalePrice")
-    booking_day: Int32 = Field(default=0, alias="BookingDay", ge=0)  # 0 no limit
+    booking_day: Count = Field(default=0, alias="BookingDay")  # 0 no limit
     begin_time: ReqDate = Field(alias="BeginTime")
     end_time: OptDate = Field(default=None, alias="EndTime")
     price_type: Literal[1, 2, 3] = Field(
@@ -255,11 +364,15 @@ class Seat(SupplierModel):
     seats_start_time: Str = Field(alias="SeatsStartTime", max_length=TIME_TEXT)
     seats_end_time: Str = Field(alias="SeatsEndTime", max_length=TIME_TEXT)
     seats_code: Str = Field(alias="SeatsCode", max_length=SHORT_TEXT)
-    seats_num: Int32 = Field(default=0, alias="SeatsNum")
+    seats_num: Count = Field(default=0, alias="SeatsNum")
 
 
 class PriceCalendar(SupplierModel):
-    """Data of 1.1.2: the raw rules and the sessions."""
+    """Data of 1.1.2: the raw rules and the sessions.
+
+    ``ProductSeats`` may sit in ``Data``, inside each rule, or both: all are merged in the
+    order met (Data first), each ``SeatsCode`` and ``Time`` once.
+    """
 
     daily_price_stock: list[PriceRule] = Field(default_factory=list, alias="DailyPriceStock")
     product_seats: list[Seat] = Field(default_factory=list, alias="ProductSeats")
@@ -267,9 +380,36 @@ class PriceCalendar(SupplierModel):
     @model_validator(mode="before")
     @classmethod
     def _null_lists(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: ([] if v is None else v) for k, v in data.items()}
+        if not isinstance(data, dict):
+            return data
+        data = {k: ([] if v is None else v) for k, v in data.items()}
+        rules_key = next((k for k in data if str(k).lower() == "dailypricestock"), None)
+        seats_key = next((k for k in data if str(k).lower() == "productseats"), "ProductSeats")
+        rules = data.get(rules_key) if rules_key is not None else None
+        if isinstance(rules, list):
+            nested: list[Any] = []
+            for rule in rules:
+                if isinstance(rule, dict):
+                    for key, value in rule.items():
+                        if str(key).lower() == "productseats" and isinstance(value, list):
+                            nested.extend(value)
+            if nested:
+                held = data.get(seats_key)
+                data[seats_key] = [*(held if isinstance(held, list) else []), *nested]
         return data
+
+    @model_validator(mode="after")
+    def _distinct_seats(self) -> PriceCalendar:
+        seen: set[tuple[str, date]] = set()
+        distinct: list[Seat] = []
+        for seat in self.product_seats:
+            key = (seat.seats_code, seat.time)
+            if key not in seen:
+                seen.add(key)
+                distinct.append(seat)
+        if len(distinct) != len(self.product_seats):
+            object.__setattr__(self, "product_seats", distinct)
+        return self
 
 
 # --- 1.1.3 - 1.1.8 orders --------------------------------------------------------------------

@@ -14,7 +14,11 @@ stores what it fetched under the product's row lock, in one of four ways:
 
 Every attempt, failed ones included, stamps ``prices_attempted_at``: the rolling refresh
 takes the least recently attempted first, so products that always fail cannot hold the head
-of the line.
+of the line. A refresh still failing after the client's retries records why in
+``prices_error`` (cleared by the next success); ``sync`` reports such products as partial.
+
+Fetch start times come from one clock for every worker, the database's (``worker.clock``),
+never a worker's wall clock, so the older-fetch guard holds across hosts.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -38,6 +42,7 @@ from models.catalog import PriceRule as PriceRuleRow
 from models.catalog import Session as SessionRow
 from worker.calendar import ResolvedDay, last_covered_day, resolve_calendar
 from worker.client import SupplierClient
+from worker.clock import clock_for
 from worker.errors import SupplierError
 from worker.payloads import PriceCalendar, PriceRule, Seat
 
@@ -224,6 +229,7 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
         .where(Product.product_id == product_id)
         .values(
             prices_refreshed_at=now,
+            prices_error=None,
             prices_fetched_at=content.fetched_at,
             prices_attempted_at=attempted,
             prices_hash=content.content_hash,
@@ -388,18 +394,24 @@ def _insert_days(
         session.execute(insert(SessionRow), seat_rows)
 
 
-def record_attempts(session: Session, product_ids: Sequence[int], started_at: datetime) -> None:
-    """Stamp failed refreshes as attempted, so the rolling refresh moves on to other products."""
+def record_attempts(
+    session: Session, product_ids: Sequence[int], started_at: datetime, error: str | None = None
+) -> None:
+    """Stamp failed refreshes as attempted (and why they failed), so the rolling refresh moves
+    on to other products and ``status`` can show what is still failing."""
     if not product_ids:
         return
     attempted = Product.prices_attempted_at
+    values: dict[str, Any] = {"prices_attempted_at": started_at}
+    if error is not None:
+        values["prices_error"] = error[:1000]
     session.execute(
         update(Product)
         .where(
             Product.product_id.in_(list(product_ids)),
             or_(attempted.is_(None), attempted < started_at),
         )
-        .values(prices_attempted_at=started_at)
+        .values(**values)
     )
 
 
@@ -427,12 +439,12 @@ def refresh_prices(
     if not _is_authorized(sessions, product_id):
         return False
     start, end = price_window(today or supplier_today(), window_days)
-    started = utcnow()
+    started = clock_for(sessions).now()
     try:
         calendar = supplier.get_price_calendar(product_id, start, end)
-    except SupplierError:
+    except SupplierError as exc:
         with sessions.begin() as session:
-            record_attempts(session, [product_id], started)
+            record_attempts(session, [product_id], started, str(exc))
         raise
     return store_prices(sessions, product_id, price_content(calendar, start, end, started))
 
@@ -444,6 +456,8 @@ class PriceBatch:
     refreshed: int = 0
     changed: int = 0
     errors: int = 0
+    failed: list[int] = field(default_factory=list)  # still failing after the retries
+    retries: int = 0
 
 
 def refresh_many(
@@ -465,27 +479,30 @@ def refresh_many(
     """
     start, end = price_window(today or supplier_today(), window_days)
     batch = PriceBatch()
+    retries_before = supplier.retries_sent
     pending: list[tuple[int, PriceContent]] = []
-    failed: list[tuple[int, datetime]] = []
+    failed: list[tuple[int, datetime, str]] = []
 
     def flush() -> None:
         with sessions.begin() as session:
             now = utcnow()
             for product_id, content in pending:
                 batch.changed += _store(session, product_id, content, now)
-            for product_id, started in failed:
-                record_attempts(session, [product_id], started)
+            for product_id, started, error in failed:
+                record_attempts(session, [product_id], started, error)
         if on_done is not None:
-            for product_id in [pid for pid, _ in pending] + [pid for pid, _ in failed]:
+            for product_id in [pid for pid, _ in pending] + [pid for pid, _, _ in failed]:
                 on_done(product_id)
         pending.clear()
         failed.clear()
 
-    for product_id, fetched, started in _fetch_bounded(supplier, product_ids, start, end):
+    stamp = clock_for(sessions).now
+    for product_id, fetched, started in _fetch_bounded(supplier, product_ids, start, end, stamp):
         if isinstance(fetched, SupplierError):
             batch.errors += 1
+            batch.failed.append(product_id)
             log.warning("prices of product %s not refreshed: %s", product_id, fetched)
-            failed.append((product_id, started))
+            failed.append((product_id, started, str(fetched)))
         else:
             batch.refreshed += 1
             pending.append((product_id, price_content(fetched, start, end, started)))
@@ -493,11 +510,17 @@ def refresh_many(
             flush()
     if pending or failed:
         flush()
+    batch.retries = supplier.retries_sent - retries_before
     return batch
 
 
 def _fetch_bounded(
-    supplier: SupplierClient, product_ids: Iterable[int], start: date, end: date, size: int = 256
+    supplier: SupplierClient,
+    product_ids: Iterable[int],
+    start: date,
+    end: date,
+    stamp: Callable[[], datetime],
+    size: int = 256,
 ) -> Iterator[tuple[int, PriceCalendar | SupplierError, datetime]]:
     """The client's pool submits everything it is given at once; feed it slices to bound memory.
 
@@ -505,7 +528,8 @@ def _fetch_bounded(
     """
     ids = list(product_ids)
     for offset in range(0, len(ids), size):
-        for fetch in supplier.fetch_price_calendars(ids[offset : offset + size], start, end):
+        chunk = ids[offset : offset + size]
+        for fetch in supplier.fetch_price_calendars(chunk, start, end, stamp=stamp):
             yield fetch.product_id, fetch.result, fetch.started_at
 
 

@@ -3,6 +3,11 @@
 Writes are per page, each in its own transaction, so a pass that dies midway keeps what it
 stored and deauthorizes nothing: deauthorization happens only after a complete pass, product
 by product, each confirmed with 1.1.1 ``productId=``.
+
+Every write carries the time its fetch started, on the database's clock (``worker.clock``):
+an upsert, a shelf-status notice, a deauthorization or a re-authorization lands only when its
+fetch started later than the one the row holds. A page fetched before a notice cannot undo it.
+A busy page is retried by the client; a pass fails only when a page still fails after that.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.catalog import Change, ChangeKind, QuarantinedProduct, SyncRun
 from models.catalog import Product as ProductRow
 from worker.client import SupplierClient
+from worker.clock import clock_for
 from worker.diff import (
     PRICE_DUE_KINDS,
     LocalProduct,
@@ -63,8 +69,10 @@ class PassResult:
     reauthorized: int = 0
     quarantined: int = 0
     stale: int = 0
+    version_regressions: int = 0
     errors: int = 0
     requests: int = 0
+    retries: int = 0
     seconds: float = 0.0
     error: str | None = None
     drift: list[str] = field(default_factory=list)
@@ -77,14 +85,19 @@ def content_hash(product: Product) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def product_row(product: Product, raw: dict[str, Any], now: datetime) -> dict[str, Any]:
+def product_row(
+    product: Product, raw: dict[str, Any], now: datetime, fetched_at: datetime | None = None
+) -> dict[str, Any]:
     """The full products row for an upsert (every column but first_seen_at's default)."""
     row: dict[str, Any] = product.model_dump()
     for name in _TEXT_COLUMNS:
         value = row[name]
+        if isinstance(value, str):
+            continue  # an informational date that did not parse, kept as sent
         if value is not None:
             row[name] = value.strftime("%H:%M") if name == "booking_time" else value.isoformat()
     row.update(
+        fetched_at=fetched_at or now,
         raw=raw,
         content_hash=content_hash(product),
         is_authorized=True,
@@ -126,16 +139,34 @@ def apply_products(
     invalid: Sequence[InvalidProduct] = (),
     *,
     now: datetime | None = None,
+    fetched_at: datetime | None = None,
+    regressed: set[int] | None = None,
 ) -> dict[int, str]:
-    """Plan and write one batch in one transaction; returns each id's outcome (a kind or unchanged)."""
+    """Plan and write one batch in one transaction; returns each id's outcome (a kind,
+    "unchanged", or "stale" when a later fetch or notice is already stored).
+
+    ``fetched_at`` is when the batch's fetch started (default: now on the database's clock).
+    Ids written at a lower Version than held are added to ``regressed``.
+    """
     now = now or utcnow()
+    fetched_at = fetched_at or clock_for(sessions).now()
     latest = {product.product_id: (product, raw) for product, raw in products}
     outcomes: dict[int, str] = {}
     with sessions.begin() as session:
         local = _load_local(session, latest)
         plan = plan_products((_remote(product) for product, _ in latest.values()), local)
-        rows = [product_row(*latest[pid], now) for pid in plan.writes]
+        rows = [product_row(*latest[pid], now, fetched_at) for pid in plan.writes]
         written = upsert_products(session, rows)
+        for pid in plan.regressions:
+            if pid in written:
+                log.warning(
+                    "drift: product %s applied at Version %s, below the %s held",
+                    pid,
+                    latest[pid][0].version,
+                    local[pid].version,
+                )
+                if regressed is not None:
+                    regressed.add(pid)
         for pid, kind in plan.writes.items():
             if pid in written:
                 session.add(
@@ -147,7 +178,6 @@ def apply_products(
             else:
                 outcomes[pid] = "stale"
         outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
-        outcomes.update({pid: "stale" for pid in plan.stale})
         if latest:
             session.execute(
                 delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(list(latest)))
@@ -180,13 +210,20 @@ def _quarantine(session: Session, product_id: int, raw: Any, error: str, now: da
     log.warning("product %s quarantined: %s", product_id, error)
 
 
-def _deauthorize(sessions: sessionmaker[Session], product_id: int, now: datetime) -> bool:
-    """Soft-delete one confirmed-missing product with a change row; False when already so."""
+def _deauthorize(
+    sessions: sessionmaker[Session], product_id: int, now: datetime, fetched_at: datetime
+) -> bool:
+    """Soft-delete one confirmed-missing product with a change row; False when already so, or
+    when the row holds a fetch that started after the confirming one (``fetched_at``)."""
     with sessions.begin() as session:
         version = session.scalar(
             update(ProductRow)
-            .where(ProductRow.product_id == product_id, ProductRow.is_authorized.is_(True))
-            .values(is_authorized=False, deauthorized_at=now, updated_at=now)
+            .where(
+                ProductRow.product_id == product_id,
+                ProductRow.is_authorized.is_(True),
+                or_(ProductRow.fetched_at.is_(None), ProductRow.fetched_at <= fetched_at),
+            )
+            .values(is_authorized=False, deauthorized_at=now, updated_at=now, fetched_at=fetched_at)
             .returning(ProductRow.version)
         )
         if version is None:
@@ -249,6 +286,8 @@ def _start_run(sessions: sessionmaker[Session], kind: str) -> int:
 
 def _finish_run(sessions: sessionmaker[Session], result: PassResult) -> None:
     detail: dict[str, Any] = {"stale": result.stale}
+    if result.version_regressions:
+        detail["version_regressions"] = result.version_regressions
     if result.drift:
         detail["drift"] = result.drift[:20]
     with sessions.begin() as session:
@@ -268,6 +307,8 @@ def _finish_run(sessions: sessionmaker[Session], result: PassResult) -> None:
                 reauthorized=result.reauthorized,
                 quarantined=result.quarantined,
                 requests=result.requests,
+                retries=result.retries,
+                version_regressions=result.version_regressions,
                 errors=result.errors,
                 error=result.error,
                 detail=detail,
@@ -310,21 +351,25 @@ def sync_products(
     again, up to ``max_attempts`` times; a pass that never pages cleanly is incomplete.
     """
     started = time.perf_counter()
-    requests_before = supplier.requests_sent
+    requests_before, retries_before = supplier.requests_sent, supplier.retries_sent
     result = PassResult(run_id=_start_run(sessions, "products"))
+    clock = clock_for(sessions)
+    regressed: set[int] = set()
     first: dict[int, str] = {}
     clean_seen: set[int] = set()
     unnamed = 0
     try:
         for attempt in range(1, max_attempts + 1):
             shapes: list[PageShape] = []
-            for page in _prefetched(supplier.iter_product_pages()):
+            for page in _prefetched(supplier.iter_product_pages(stamp=clock.now)):
                 shapes.append(_shape(page))
                 result.pages += 1
                 outcomes = apply_products(
                     sessions,
                     [(p, page.raw_by_id.get(p.product_id) or _raw_of(p)) for p in page.products],
                     page.invalid,
+                    fetched_at=page.fetched_at,
+                    regressed=regressed,
                 )
                 _tally(result, outcomes, first)
                 if on_page is not None:
@@ -341,7 +386,14 @@ def sync_products(
             result.drift.extend(f"attempt {attempt}: {p}" for p in problems)
         if result.is_complete:
             _confirm_missing(
-                sessions, supplier, result, first, clean_seen, max_deauthorize_share, unnamed
+                sessions,
+                supplier,
+                result,
+                first,
+                clean_seen,
+                max_deauthorize_share,
+                unnamed,
+                regressed,
             )
         else:
             result.outcome, result.error = "failed", "paging kept drifting; nothing deauthorized"
@@ -357,6 +409,8 @@ def sync_products(
             result.outcome = "ok"
         result.price_due = sorted(pid for pid, kind in first.items() if kind in PRICE_DUE_KINDS)
         result.requests = supplier.requests_sent - requests_before
+        result.retries = supplier.retries_sent - retries_before
+        result.version_regressions = len(regressed)
         result.seconds = time.perf_counter() - started
         _finish_run(sessions, result)
     return result
@@ -370,6 +424,7 @@ def _confirm_missing(
     seen: set[int],
     max_share: float,
     unnamed: int = 0,
+    regressed: set[int] | None = None,
 ) -> None:
     with sessions() as session:
         authorized = session.scalars(
@@ -390,7 +445,9 @@ def _confirm_missing(
         )
         log.error("product pass %s: %s", result.run_id, result.error)
         return
+    clock = clock_for(sessions)
     for product_id in plan.to_confirm:
+        fetched_at = clock.now()
         try:
             product = supplier.get_product(product_id)
         except SupplierBadPayload as exc:
@@ -403,10 +460,12 @@ def _confirm_missing(
             log.warning("could not confirm product %s is gone: %s", product_id, exc)
             continue
         if product is None:
-            result.deauthorized += _deauthorize(sessions, product_id, utcnow())
+            result.deauthorized += _deauthorize(sessions, product_id, utcnow(), fetched_at)
             continue
         # Paging missed it but it is there: store it like any page item.
-        outcomes = apply_products(sessions, [(product, _raw_of(product))])
+        outcomes = apply_products(
+            sessions, [(product, _raw_of(product))], fetched_at=fetched_at, regressed=regressed
+        )
         _tally(result, outcomes, first)
 
 
@@ -416,7 +475,9 @@ def sync_one_product(
     """Re-fetch one product (1.1.1 ``productId=``) and apply it; returns the change kind or "unchanged".
 
     Idempotent. Deauthorizes (with a change row) when the supplier no longer returns it.
+    Either lands only when no later fetch or notice is stored for the product.
     """
+    fetched_at = clock_for(sessions).now()
     try:
         product = supplier.get_product(product_id)
     except SupplierBadPayload as exc:
@@ -426,10 +487,12 @@ def sync_one_product(
     if product is None:
         return (
             ChangeKind.DEAUTHORIZED.value
-            if _deauthorize(sessions, product_id, utcnow())
+            if _deauthorize(sessions, product_id, utcnow(), fetched_at)
             else UNCHANGED
         )
-    outcome = apply_products(sessions, [(product, _raw_of(product))])[product_id]
+    outcome = apply_products(sessions, [(product, _raw_of(product))], fetched_at=fetched_at)[
+        product_id
+    ]
     return UNCHANGED if outcome == "stale" else outcome
 
 

@@ -7,10 +7,13 @@ so that process is never handed the supplier's sign key.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from worker.transient import TransientRule
 
 
 class ConfigError(Exception):
@@ -44,6 +47,10 @@ class Settings(ReadApiSettings):
     price_concurrency: int = Field(default=4, ge=1, le=64)
     page_size: int = Field(default=100, ge=1, le=1000)
     read_retries: int = Field(default=4, ge=0, le=10)
+    # IsSuccess false answers to a read that are retried (worker.transient): codes as "500-",
+    # "429,500-599"; message fragments comma-separated, matched case-insensitively.
+    supplier_transient_codes: str = "500-"
+    supplier_transient_messages: str = "繁忙,稍后,超时,busy,timeout"
 
     # Broker (the database is in ReadApiSettings).
     redis_url: str | None = None
@@ -70,6 +77,14 @@ class Settings(ReadApiSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("supplier_transient_codes")
+    @classmethod
+    def _code_ranges(cls, value: str) -> str:
+        from worker.transient import parse_codes
+
+        parse_codes(value)
+        return value
 
     @field_validator("zzy_sign_key")
     @classmethod
@@ -101,6 +116,15 @@ class Settings(ReadApiSettings):
     def callback_signing_path(self) -> str:
         """The path the supplier signs callbacks over (the public notify URL's path)."""
         return self.callback_public_path or self.callback_path
+
+    @property
+    def transient_rule(self) -> TransientRule:
+        """The busy-answer rule of the supplier client."""
+        from worker.transient import TransientRule
+
+        return TransientRule.from_text(
+            self.supplier_transient_codes, self.supplier_transient_messages
+        )
 
     @property
     def uses_redis(self) -> bool:

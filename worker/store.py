@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,10 +16,12 @@ _KEEP_ON_CONFLICT = frozenset({"product_id", "first_seen_at"})
 
 
 def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int]:
-    """Insert or update product rows; a row never replaces one with a higher Version.
+    """Insert or update product rows; a row never replaces one fetched later than its own.
 
-    Returns the ids actually written, so the caller records change rows only for those
-    (a concurrent writer that stored a newer Version meanwhile wins the race).
+    Every row carries ``fetched_at`` (when its fetch started, on the database's clock): the
+    held row is replaced only when it was fetched no later. Returns the ids actually written,
+    so the caller records change rows only for those (a newer fetch or notice stored meanwhile
+    wins the race, whatever the Versions say).
     """
     if not rows:
         return set()
@@ -35,7 +37,7 @@ def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int
     statement: Insert = insert.values(list(rows)).on_conflict_do_update(
         index_elements=[Product.product_id],
         set_={name: insert.excluded[name] for name in columns},
-        where=Product.version <= insert.excluded.version,
+        where=or_(Product.fetched_at.is_(None), Product.fetched_at <= insert.excluded.fetched_at),
     )
     written = session.scalars(statement.returning(Product.product_id))
     return set(written)

@@ -192,11 +192,11 @@ def test_rejection_surfaces_code_message_and_log_id(
     sandbox: RunningSandbox, client: SupplierClient
 ) -> None:
     sandbox.state.traffic.add_fault(
-        {"kind": "rejected", "path": PRODUCTS_PATH, "message": "分销商未授权"}
+        {"kind": "rejected", "path": PRODUCTS_PATH, "message": "分销商未授权", "code": 403}
     )
     with pytest.raises(SupplierRejected) as error:
         client.list_products()
-    assert error.value.code == 500
+    assert error.value.code == 403
     assert error.value.message == "分销商未授权"
     assert error.value.log_id
     assert counts(sandbox)[PRODUCTS_PATH] == 1  # a rejection is final: not retried

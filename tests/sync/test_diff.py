@@ -50,9 +50,24 @@ def test_reappeared_product_is_reauthorized() -> None:
     assert classify(remote(1), local(1, authorized=False)) is ChangeKind.REAUTHORIZED
 
 
-def test_older_version_is_stale_and_never_written() -> None:
+def test_lower_version_is_applied_and_counted_as_a_regression() -> None:
     plan = plan_products([remote(1, version=1, digest="old")], {1: local(1, version=3)})
-    assert plan.stale == [1] and plan.writes == {}
+    assert plan.writes == {1: ChangeKind.UPDATED} and plan.regressions == [1]
+
+
+def test_lower_version_with_same_content_is_still_a_change() -> None:
+    plan = plan_products([remote(1, version=2)], {1: local(1, version=3)})
+    assert plan.writes == {1: ChangeKind.UPDATED} and plan.regressions == [1]
+
+
+def test_product_back_at_version_zero_is_reauthorized() -> None:
+    plan = plan_products([remote(1, version=0, digest="new")], {1: local(1, 5, authorized=False)})
+    assert plan.writes == {1: ChangeKind.REAUTHORIZED} and plan.regressions == [1]
+
+
+def test_higher_version_is_no_regression() -> None:
+    plan = plan_products([remote(1, version=4)], {1: local(1, version=3)})
+    assert plan.writes == {1: ChangeKind.UPDATED} and plan.regressions == []
 
 
 def test_missing_after_complete_pass_are_confirmed() -> None:

@@ -22,7 +22,7 @@ from models.base import utcnow
 from models.catalog import DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
 from worker.client import PRICES_PATH, SupplierClient
-from worker.errors import SupplierBadPayload, SupplierRejected
+from worker.errors import SupplierBadPayload, SupplierBusy
 from worker.payloads import PriceCalendar, PriceRule, Product
 from worker.prices import (
     PriceKeys,
@@ -97,21 +97,36 @@ def tampering_client(sandbox_url: str, product_id: int, seat: dict[str, Any]) ->
 @pytest.mark.parametrize(
     "changes",
     [
-        {"ProductCode": "C" * 256},
         {"ProductName": "名" * 501},
-        {"ScenicSpots": "景" * 501},
-        {"OutId": "o" * 256},
-        {"ProductKind": "k" * 256},
         {"Version": 2**31},
-        {"TotoalStock": 2**31},
-        {"ScenicId": 2**63},
         {"ProductId": 2**63},
-        {"BeginEffectiveTime": "2026-07-01T00:00:00.123456+08:00:30"},
     ],
 )
-def test_product_values_no_column_can_hold_are_refused(changes: dict[str, Any]) -> None:
+def test_required_values_no_column_can_hold_are_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         Product.model_validate(product_payload(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "stored"),
+    [
+        ({"ProductCode": "C" * 256}, "product_code", "C" * 255),
+        ({"ScenicSpots": "景" * 501}, "scenic_spots", "景" * 500),
+        ({"OutId": "o" * 256}, "out_id", "o" * 255),
+        ({"ProductKind": "k" * 256}, "product_kind", "k" * 255),
+        ({"TotoalStock": 2**31}, "total_stock", None),
+        ({"ScenicId": 2**63}, "scenic_id", None),
+        (
+            {"BeginEffectiveTime": "2026-07-01T00:00:00.123456+08:00:30"},
+            "begin_effective_time",
+            "2026-07-01T00:00:00.123456+08:00",
+        ),
+    ],
+)
+def test_informational_values_no_column_can_hold_are_cut_or_dropped(
+    changes: dict[str, Any], field: str, stored: Any
+) -> None:
+    assert getattr(Product.model_validate(product_payload(**changes)), field) == stored
 
 
 def test_product_values_at_the_column_limits_are_accepted() -> None:
@@ -157,29 +172,31 @@ def test_sessions_no_column_can_hold_are_refused(seat: dict[str, Any]) -> None:
         PriceCalendar.model_validate({"ProductSeats": [{**base, "SeatsCode": "S1", **seat}]})
 
 
-def test_overlong_product_code_is_quarantined_while_the_rest_of_the_pass_completes(
+def test_overlong_product_name_is_quarantined_while_the_rest_of_the_pass_completes(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
     full_sync(session_factory, supplier, sandbox)
     catalog = sandbox.state.catalog
-    overlong, renamed = catalog.authorized_ids()[2:4]
+    overlong, renamed, coded = catalog.authorized_ids()[2:5]
     good = stored(session_factory, overlong)
-    catalog.bump_version(overlong, {"ProductCode": "C" * 300})
+    catalog.bump_version(overlong, {"ProductName": "名" * 501})
     catalog.bump_version(renamed, {"ProductName": "改过的名字"})
+    catalog.bump_version(coded, {"ProductCode": "C" * 300})  # informational: cut, not refused
     (added,) = catalog.add_products(1)
 
     result = sync_products(session_factory, supplier)
 
     assert (result.outcome, result.quarantined, result.new, result.deauthorized) == ("ok", 1, 1, 0)
     assert stored(session_factory, renamed).product_name == "改过的名字"
+    assert stored(session_factory, coded).product_code == "C" * 255
     assert stored(session_factory, added).is_authorized is True
     kept = stored(session_factory, overlong)
-    assert (kept.version, kept.product_code) == (good.version, good.product_code)
+    assert (kept.version, kept.product_name) == (good.version, good.product_name)
     with session_factory() as session:
         held = session.scalar(
             select(QuarantinedProduct).where(QuarantinedProduct.product_id == overlong)
         )
-    assert held is not None and "ProductCode" in held.error
+    assert held is not None and "ProductName" in held.error
 
 
 def test_calendar_that_cannot_be_stored_fails_only_its_product(
@@ -314,11 +331,12 @@ def test_a_failed_single_refresh_is_recorded_as_an_attempt(
     faulty_prices(sandbox, pid)
     started = utcnow()
 
-    with pytest.raises(SupplierRejected):
+    with pytest.raises(SupplierBusy):  # the fault's busy answer, still busy after the retries
         refresh_prices(session_factory, supplier, pid, today=sandbox.state.today)
 
     row = stored(session_factory, pid)
     assert row.prices_refreshed_at is None
+    assert row.prices_error is not None and "busy" in row.prices_error
     assert row.prices_attempted_at is not None and row.prices_attempted_at >= started
     # Attempted within the max age: not overdue, so the never-attempted ones are due first.
     due = due_for_refresh(session_factory, interval_s=60, max_age=timedelta(hours=6), cap=50)

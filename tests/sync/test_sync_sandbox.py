@@ -14,6 +14,7 @@ from models.catalog import Product as ProductRow
 from models.catalog import Session as SessionRow
 from supplier_sandbox.server import SandboxConfig
 from worker.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.clock import clock_for
 from worker.payloads import Product
 from worker.prices import price_window, refresh_many, refresh_prices
 from worker.products import PassResult, apply_products, product_row, sync_one_product, sync_products
@@ -72,7 +73,13 @@ def assert_matches_truth(sessions: sessionmaker[Session], sandbox: Any) -> None:
             )
             row = rows[payload["ProductId"]]
             for column, value in expected.items():
-                if column not in {"raw", "first_seen_at", "last_seen_at", "updated_at"}:
+                if column not in {
+                    "raw",
+                    "first_seen_at",
+                    "last_seen_at",
+                    "updated_at",
+                    "fetched_at",
+                }:
                     assert getattr(row, column) == value, (payload["ProductId"], column)
             assert row.raw == payload
             days = session.execute(
@@ -310,21 +317,23 @@ def test_invalid_product_is_quarantined_and_its_last_good_row_stays(
         assert session.scalar(select(func.count()).select_from(QuarantinedProduct)) == 0
 
 
-def test_older_version_never_overwrites_newer(
+def test_older_fetch_never_overwrites_newer_whatever_the_version(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
     sync_products(session_factory, supplier)
     pid = sandbox.state.catalog.authorized_ids()[0]
     old_payload = sandbox.state.catalog.product(pid)
+    fetched_before = clock_for(session_factory).now()
     sandbox.state.catalog.bump_version(pid, {"ProductName": "新"})
     assert sync_one_product(session_factory, supplier, pid) == "updated"
     newer = stored(session_factory, pid)
     before = last_seq(session_factory)
 
     # A pass that read its page before the edit writes after the refresh: it must lose.
-    outcome = apply_products(session_factory, [(Product.model_validate(old_payload), old_payload)])
+    old = Product.model_validate(old_payload)
+    outcome = apply_products(session_factory, [(old, old_payload)], fetched_at=fetched_before)
     with session_factory.begin() as session:
-        row = product_row(Product.model_validate(old_payload), old_payload, newer.updated_at)
+        row = product_row(old, old_payload, newer.updated_at, fetched_before)
         assert upsert_products(session, [row]) == set()
 
     assert outcome == {pid: "stale"}
@@ -333,6 +342,11 @@ def test_older_version_never_overwrites_newer(
         "新",
     )
     assert changes_after(session_factory, before) == []
+
+    # The same older Version fetched later is news (Version marks a change, it does not order).
+    later = apply_products(session_factory, [(old, old_payload)])
+    assert later == {pid: "updated"}
+    assert stored(session_factory, pid).version == old.version
 
 
 def test_sync_one_product_follows_the_supplier(
