@@ -497,18 +497,29 @@ def sync_one_product(
 
 
 def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: int) -> bool:
-    """Apply an off/on-shelf notice at once, with one "status" change row; False when nothing to do."""
+    """Apply an off/on-shelf notice at once, with one "status" change row; False when nothing to do.
+
+    The notice is the newest word: the row's ``fetched_at`` becomes now (the database's clock),
+    so a page fetched before it cannot undo it.
+    """
     now = utcnow()
+    noticed_at = clock_for(sessions).now()
     with sessions.begin() as session:
         row = session.scalar(
             select(ProductRow).where(ProductRow.product_id == product_id).with_for_update()
         )
-        if row is None or row.product_status == status:
+        if row is None:
+            return False
+        if row.product_status == status:
+            # Nothing to change, but the notice is still newer than any page fetched before it.
+            if row.fetched_at is None or row.fetched_at < noticed_at:
+                row.fetched_at = noticed_at
             return False
         raw = dict(row.raw)
         key = next((k for k in raw if k.lower() == "productstatus"), "ProductStatus")
         raw[key] = status
         row.raw, row.product_status, row.updated_at = raw, status, now
+        row.fetched_at = noticed_at
         session.add(
             Change(
                 product_id=product_id, kind=ChangeKind.STATUS, version=row.version, created_at=now
