@@ -6,8 +6,9 @@ checks the signature, and applies drift before the view runs.
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -16,6 +17,7 @@ from supplier_sandbox.envelope import Rejected
 from supplier_sandbox.faults import Fault
 from supplier_sandbox.order_records import parse_create, parse_pay, parse_refund, parse_verify
 from supplier_sandbox.params import lookup, optional_int, required_date, required_int, required_str
+from supplier_sandbox.quirks import BUSY_ANSWERS, HTTP_ERRORS, price_data, product_page
 from supplier_sandbox.replies import current_state, supplier_reply
 from worker.signing import verify_request
 
@@ -79,6 +81,18 @@ def gate() -> Response | None:
 
 
 def _fault_answer(fault: Fault) -> Response | None:
+    state = current_state()
+    if fault.kind == "busy":
+        code, message = state.traffic.pick(BUSY_ANSWERS)
+        if fault.message is not None:
+            code, message = (500 if fault.code is None else fault.code), fault.message
+        return supplier_reply(None, code=code, ok=False, message=message)
+    if fault.kind == "reset":
+        _drop_connection()
+        return Response(b"", status=500)  # never delivered: the connection is gone
+    if fault.kind == "slow-body":
+        g.slow_body = True
+        return None  # answer for real, then trickle it out and stop halfway
     if fault.kind == "timeout":
         current_state().traffic.hold(fault.hold_s)
         return None  # then answer for real: the work is done even if the caller gave up
@@ -101,9 +115,40 @@ def _fault_answer(fault: Fault) -> Response | None:
             ok=False,
             message=fault.message or "系统繁忙，请稍后再试",
         )
+    status = 500
+    if fault.id == 0 and "http500" in state.config.quirks:
+        status = state.traffic.pick(HTTP_ERRORS)
+    if status == 502:
+        return Response(_NOT_JSON_BODY, status=502, content_type="text/html; charset=utf-8")
     return supplier_reply(
-        None, code=500, ok=False, message=fault.message or "服务器内部错误", status=500
+        None, code=status, ok=False, message=fault.message or "服务器内部错误", status=status
     )
+
+
+def _drop_connection() -> None:
+    """Close the connection under the request: the caller sees it dropped without an answer."""
+    sock = request.environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@bp.after_app_request
+def trickle(response: Response) -> Response:
+    """The slow-body fault: send the answer in slow pieces and stop halfway (truncated JSON)."""
+    if not getattr(g, "slow_body", False):
+        return response
+    body = response.get_data()
+
+    def pieces() -> Iterator[bytes]:
+        third = max(1, len(body) // 3)
+        yield body[:third]
+        time.sleep(0.05)
+        yield body[third : 2 * third]
+
+    return Response(pieces(), status=response.status_code, content_type=response.content_type)
 
 
 @bp.errorhandler(Rejected)
@@ -144,9 +189,8 @@ def products() -> Response:
         items, total = state.catalog.page(page_index, min(page_size, state.config.max_page_size))
     if _is_empty_page():
         items = []
-    return supplier_reply(
-        {"Products": items, "TotalCount": total}, code=0, ok=True, message="获取成功"
-    )
+    data, extra = product_page(items, total, state.config.quirks)
+    return supplier_reply(data, code=0, ok=True, message="获取成功", extra=extra)
 
 
 @bp.get(PRICES_PATH)
@@ -157,14 +201,17 @@ def prices() -> Response:
     product_id = required_int(lookup(request.args, "productId"), "productId")
     if end < start:
         raise Rejected("结束时间不能早于开始时间")
-    window = current_state().catalog.price_window(product_id, start, end)
+    state = current_state()
+    window = state.catalog.price_window(product_id, start, end)
     if window is None:
         raise Rejected("产品不存在或未授权")
     rules, seats = ([], []) if _is_empty_page() else window
-    data = {
-        "DailyPriceStock": [rule.to_payload() for rule in rules],
-        "ProductSeats": [seat.to_payload() for seat in seats],
-    }
+    data = price_data(
+        [rule.to_payload() for rule in rules],
+        [seat.to_payload() for seat in seats],
+        state.config.quirks,
+        state.traffic.shape_rng,
+    )
     return supplier_reply(data, code=0, ok=True, message="获取成功")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from supplier_sandbox.config import SandboxConfig
+from supplier_sandbox.quirks import QUIRKS, parse_quirks
 from supplier_sandbox.server import start_sandbox
 
 
@@ -15,7 +16,20 @@ from supplier_sandbox.server import start_sandbox
 @click.option("--seed", default=1, show_default=True, help="Seed of the generated catalog.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Delay added to each request.")
 @click.option(
-    "--fail-rate", default=0.0, show_default=True, help="Share of requests answered with HTTP 500."
+    "--fail-rate",
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered badly: HTTP 500, or the fault quirks on, drawn at random.",
+)
+@click.option(
+    "--quirks",
+    default="",
+    metavar="LIST",
+    help=(
+        "Comma-separated lawful variations of a real supplier, or 'all': "
+        + ", ".join(QUIRKS)
+        + ". Fault quirks (busy, http500, reset, slow-body) act at --fail-rate."
+    ),
 )
 @click.option("--max-page-size", default=100, show_default=True, help="Cap on pageSize.")
 @click.option("--partner-id", default=9258, show_default=True, help="The distributor's partner id.")
@@ -39,8 +53,13 @@ def sandbox(
     sign_key: str,
     callback_url: str | None,
     quiet: bool,
+    quirks: str,
 ) -> None:
     """Serve a faithful local stand-in of the ticket supplier."""
+    try:
+        chosen = parse_quirks(quirks)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quirks") from None
     config = SandboxConfig(
         partner_id=partner_id,
         sign_key=sign_key,
@@ -51,9 +70,12 @@ def sandbox(
         max_page_size=max_page_size,
         callback_url=callback_url,
         log_requests=not quiet,
+        quirks=chosen,
     )
     running = start_sandbox(config, host=host, port=port)
     click.echo(f"supplier sandbox serving {products} products at {running.url}")
+    if chosen:
+        click.echo(f"quirks: {', '.join(sorted(chosen))} (fail rate {fail_rate})")
     click.echo(f"admin interface (loopback only): {running.url}/_admin/stats")
     try:
         running.wait()

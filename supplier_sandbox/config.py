@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 SUPPLIER_TZ = ZoneInfo("Asia/Shanghai")
@@ -31,6 +31,7 @@ class SandboxConfig:
     callback_timeout_s: float = 5.0
     tolerance_ms: int = 300_000
     log_requests: bool = False
+    quirks: frozenset[str] = field(default_factory=frozenset)  # see supplier_sandbox.quirks
 
 
 def supplier_today() -> datetime.date:

@@ -9,7 +9,9 @@ from typing import Any
 from supplier_sandbox.params import lookup
 
 # Answered instead of the real response, before the signature is even checked.
-TRANSPORT_KINDS = frozenset({"http500", "http429", "rejected", "timeout", "not_json"})
+TRANSPORT_KINDS = frozenset(
+    {"http500", "http429", "rejected", "timeout", "not_json", "busy", "reset", "slow-body"}
+)
 # Applied while serving a properly signed request.
 SERVE_KINDS = frozenset({"empty_page", "drift_insert", "drift_remove"})
 KINDS = TRANSPORT_KINDS | SERVE_KINDS

@@ -19,12 +19,23 @@ def current_state() -> SandboxState:
     return state
 
 
-def supplier_reply(data: Any, *, code: int, ok: bool, message: str, status: int = 200) -> Response:
-    """An enveloped answer with a fresh LogId, camelCased when the sandbox is set so."""
+def supplier_reply(
+    data: Any,
+    *,
+    code: int,
+    ok: bool,
+    message: str,
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """An enveloped answer with a fresh LogId, camelCased when the sandbox is set so;
+    ``extra`` keys sit beside ``Code`` (the total-in-envelope quirk)."""
     state = current_state()
     body: Any = envelope(
         data, code=code, ok=ok, message=message, log_id=state.traffic.next_log_id()
     )
+    if extra:
+        body.update(extra)
     if state.config.camel_case:
         body = camelize(body)
     return Response(dumps(body), status=status, content_type=JSON_TYPE)

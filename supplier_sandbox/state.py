@@ -15,6 +15,7 @@ from typing import Any
 from supplier_sandbox.config import SandboxConfig, supplier_today
 from supplier_sandbox.notifier import Notifier
 from supplier_sandbox.order_book import OrderBook
+from supplier_sandbox.quirks import fault_kinds
 from supplier_sandbox.store import CatalogStore
 from supplier_sandbox.traffic import Traffic
 
@@ -26,6 +27,8 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = dataclasses.replace(config or SandboxConfig())
+        if "camel-case" in self.config.quirks:
+            self.config.camel_case = True
         self.lock = threading.RLock()
         self.today = self.config.today or supplier_today()
         self.callbacks = Notifier(
@@ -42,6 +45,7 @@ class SandboxState:
             count=self.config.products,
             today=self.today,
             notify=self.notify,
+            version_reset="version-reset" in self.config.quirks,
         )
         self.orders = OrderBook(
             self.lock,
@@ -56,6 +60,7 @@ class SandboxState:
             seed=self.config.seed,
             latency_ms=self.config.latency_ms,
             fail_rate=self.config.fail_rate,
+            fault_kinds=fault_kinds(self.config.quirks),
         )
 
     @property
@@ -78,6 +83,7 @@ class SandboxState:
                 "auto_issue": self.orders.auto_issue,
                 "camel_case": self.config.camel_case,
                 "today": self.today.isoformat(),
+                "quirks": sorted(self.config.quirks),
                 "partner_id": self.config.partner_id,
             }
 

@@ -39,9 +39,18 @@ class CatalogStore:
     """Products and their prices; every method takes the shared lock."""
 
     def __init__(
-        self, lock: threading.RLock, *, seed: int, count: int, today: datetime.date, notify: Notify
+        self,
+        lock: threading.RLock,
+        *,
+        seed: int,
+        count: int,
+        today: datetime.date,
+        notify: Notify,
+        version_reset: bool = False,
     ) -> None:
         self._lock = lock
+        # The version-reset quirk: a product authorized again comes back as new, at Version 0.
+        self.version_reset = version_reset
         self._notify = notify
         self.today = today
         self._products: dict[int, dict[str, Any]] = {}
@@ -208,9 +217,11 @@ class CatalogStore:
                 self._product_notify(product_id, OFF_SHELF)
 
     def reauthorize(self, product_id: int, *, notify: bool = False) -> None:
-        """Grant a withdrawn product again (notify status 1)."""
+        """Grant a withdrawn product again (notify status 1); at Version 0 under version-reset."""
         with self._lock:
-            self._known(product_id)
+            current = self._known(product_id)
+            if self.version_reset and product_id not in self._authorized:
+                self._products[product_id] = {**current, "Version": 0}
             self._authorized.add(product_id)
             self._ordered = None
             if notify:

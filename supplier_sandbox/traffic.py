@@ -19,12 +19,20 @@ class Traffic:
     """Request counts, scripted faults and the seeded coin for random failures."""
 
     def __init__(
-        self, lock: threading.RLock, *, seed: int, latency_ms: float, fail_rate: float
+        self,
+        lock: threading.RLock,
+        *,
+        seed: int,
+        latency_ms: float,
+        fail_rate: float,
+        fault_kinds: tuple[str, ...] = ("http500",),
     ) -> None:
         self._lock = lock
         self.latency_ms = latency_ms
         self.fail_rate = fail_rate
         self._coin = random.Random(f"fail-rate-{seed}")
+        self.fault_kinds = fault_kinds
+        self.shape_rng = random.Random(f"quirks-{seed}")  # for quirks that vary per answer
         self._counts: Counter[str] = Counter()
         self._faults: list[Fault] = []
         self._fault_ids = itertools.count(1)
@@ -79,14 +87,21 @@ class Traffic:
             return before - len(self._faults)
 
     def transport_fault(self, path: str, args: Mapping[str, Any]) -> Fault | None:
-        """The fault that replaces this request's answer, scripted first, then random 500s."""
+        """The fault that replaces this request's answer: scripted first, then at ``fail_rate``
+        one of ``fault_kinds`` (plain HTTP 500 unless fault quirks are on)."""
         with self._lock:
             due = take_due(self._faults, path, args, TRANSPORT_KINDS, first_only=True)
             if due:
                 return due[0]
             if self.fail_rate > 0 and self._coin.random() < self.fail_rate:
-                return Fault(id=0, kind="http500", path=path, message="随机故障")
+                kind = self._coin.choice(self.fault_kinds)
+                return Fault(id=0, kind=kind, path=path, message=None, code=None)
             return None
+
+    def pick(self, choices: tuple[Any, ...]) -> Any:
+        """A seeded choice, for answers that vary (busy wording, error status)."""
+        with self._lock:
+            return self._coin.choice(choices)
 
     def serve_faults(self, path: str, args: Mapping[str, Any]) -> list[Fault]:
         """Faults that act while a signed request is served (drift, empty page)."""

@@ -53,7 +53,18 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
 
 
-@click.command()
+# Exit codes of ``sync`` (also in its --help and the README).
+EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 2
+
+
+@click.command(
+    epilog=(
+        "Exit codes: 0 the product pass completed and every price refresh succeeded (transient "
+        "failures retried within the read budget); 2 partial: the pass completed but some "
+        "products' prices still failed after their retries (they stay due and are listed); 1 "
+        "the pass failed or found an anomaly (nothing deauthorized)."
+    )
+)
 @click.option(
     "--prices",
     type=click.Choice(["changed", "all", "none"]),
@@ -85,6 +96,7 @@ def sync(prices: str, product_id: int | None) -> None:
     )
     summary: dict[str, Any] = {}
     failed = False
+    partial = False
     try:
         with progress:
             if product_id is not None:
@@ -111,7 +123,7 @@ def sync(prices: str, product_id: int | None) -> None:
                     for k in (
                         "run_id", "outcome", "is_complete", "pages", "seen", "new", "changed",
                         "unchanged", "deauthorized", "reauthorized", "quarantined", "requests",
-                        "error",
+                        "retries", "version_regressions", "error",
                     )
                 }  # fmt: skip
                 summary["pass"]["seconds"] = round(result.seconds, 2)
@@ -129,13 +141,18 @@ def sync(prices: str, product_id: int | None) -> None:
                     "refreshed": batch.refreshed,
                     "changed": batch.changed,
                     "errors": batch.errors,
+                    "retries": batch.retries,
                 }
-                failed = failed or batch.errors > 0
+                if batch.failed:
+                    summary["prices"]["failing"] = batch.failed[:50]
+                partial = batch.errors > 0
     finally:
         runtime.close()
     click.echo(json.dumps(summary, indent=2, default=str))
     if failed:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
+    if partial:
+        sys.exit(EXIT_PARTIAL)
 
 
 def _price_targets(sessions: Any, prices: str, changed: list[int]) -> list[int]:
@@ -200,6 +217,7 @@ def _print_status(report: dict[str, Any]) -> None:
         "deauth",
         "reauth",
         "requests",
+        "retries",
         "seconds",
     )
     for run in report["runs"]:
@@ -217,6 +235,7 @@ def _print_status(report: dict[str, Any]) -> None:
                     "deauthorized",
                     "reauthorized",
                     "requests",
+                    "retries",
                     "seconds",
                 )
             )

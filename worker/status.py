@@ -30,6 +30,8 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
         "reauthorized": run.reauthorized,
         "quarantined": run.quarantined,
         "requests": run.requests,
+        "retries": run.retries,
+        "version_regressions": run.version_regressions,
         "errors": run.errors,
         "error": run.error,
         "seconds": round(seconds, 3) if seconds is not None else None,
@@ -57,6 +59,12 @@ def collect_status(
         oldest = session.scalar(select(func.min(Product.prices_refreshed_at)).where(authorized))
         newest = session.scalar(select(func.max(Product.prices_refreshed_at)).where(authorized))
         quarantined = session.scalar(select(func.count()).select_from(QuarantinedProduct)) or 0
+        failing = (
+            session.scalar(
+                select(func.count()).where(authorized, Product.prices_error.is_not(None))
+            )
+            or 0
+        )
         last_seq = session.scalar(select(func.max(Change.seq)))
         recent = session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(runs)).all()
         last_products = session.scalar(
@@ -78,6 +86,7 @@ def collect_status(
             "never_refreshed": never,
             "oldest_refresh_age_s": round((now - oldest).total_seconds(), 1) if oldest else None,
             "newest_refresh_at": newest.isoformat() if newest else None,
+            "failing": failing,
         },
         "changes": {"last_seq": last_seq},
         "last_run": _run_json(last_products) if last_products is not None else None,

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
 from worker.cli import main
+from worker.client import PRICES_PATH, PRODUCTS_PATH
 
 
 def env_for(sandbox: Any, database_url: str) -> dict[str, str]:
@@ -34,6 +35,7 @@ def test_sync_then_status_json(sandbox: Any, sqlite_url: str) -> None:
         "refreshed": 30,
         "changed": 30,
         "errors": 0,
+        "retries": 0,
     }
 
     again = runner.invoke(main, ["sync"], env=env)
@@ -66,7 +68,7 @@ def test_sync_one_product(sandbox: Any, sqlite_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
         "product": {"id": 10001, "change": "created"},
-        "prices": {"refreshed": 1, "changed": 1, "errors": 0},
+        "prices": {"refreshed": 1, "changed": 1, "errors": 0, "retries": 0},
     }
 
 
@@ -77,6 +79,38 @@ def test_failed_pass_exits_non_zero(sandbox: Any, sqlite_url: str) -> None:
     )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["pass"]["outcome"] == "failed"
+
+
+def test_transient_failures_retried_exit_zero(sandbox: Any, sqlite_url: str) -> None:
+    # A busy answer on the first page and on three price calls: each retried, nothing fails.
+    sandbox.state.traffic.add_fault({"kind": "busy", "path": PRODUCTS_PATH})
+    sandbox.state.traffic.add_fault({"kind": "busy", "path": PRICES_PATH, "count": 3})
+    result = CliRunner().invoke(main, ["sync", "--prices", "all"], env=env_for(sandbox, sqlite_url))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["pass"]["outcome"] == "ok" and summary["pass"]["retries"] == 1
+    assert summary["prices"]["errors"] == 0 and summary["prices"]["retries"] == 3
+
+
+def test_prices_still_failing_exit_two_and_are_reported(sandbox: Any, sqlite_url: str) -> None:
+    failing = sandbox.state.catalog.authorized_ids()[3]
+    sandbox.state.traffic.add_fault(
+        {"kind": "busy", "path": PRICES_PATH, "count": -1, "match": {"productId": failing}}
+    )
+    env = env_for(sandbox, sqlite_url)
+    result = CliRunner().invoke(main, ["sync", "--prices", "all"], env=env)
+    assert result.exit_code == 2, result.output
+    summary = json.loads(result.stdout)
+    assert summary["pass"]["outcome"] == "ok"
+    assert summary["prices"]["errors"] == 1 and summary["prices"]["failing"] == [failing]
+    report = json.loads(CliRunner().invoke(main, ["status", "--json"], env=env).stdout)
+    assert report["prices"]["failing"] == 1
+
+
+def test_help_documents_the_exit_codes() -> None:
+    result = CliRunner().invoke(main, ["sync", "--help"])
+    assert result.exit_code == 0
+    assert "Exit codes: 0" in result.output and "2 partial" in result.output
 
 
 def test_db_upgrade(tmp_path: Any) -> None:
