@@ -6,6 +6,7 @@ checks the signature, and applies drift before the view runs.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -129,10 +130,8 @@ def _drop_connection() -> None:
     """Close the connection under the request: the caller sees it dropped without an answer."""
     sock = request.environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 @bp.after_app_request
