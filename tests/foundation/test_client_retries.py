@@ -32,7 +32,8 @@ def ok(data: object, **extra: object) -> httpx.Response:
 
 def refusal(code: int, message: str) -> httpx.Response:
     return httpx.Response(
-        200, json={"Data": None, "Code": code, "IsSuccess": False, "LogId": "L9", "Message": message}
+        200,
+        json={"Data": None, "Code": code, "IsSuccess": False, "LogId": "L9", "Message": message},
     )
 
 
@@ -220,5 +221,3 @@ def test_retries_are_logged_at_debug_with_attempt_numbers(
     assert "attempt 1 of 4" in retries[0].getMessage()
     assert "attempt 2 of 4" in retries[1].getMessage()
     assert PRODUCTS_PATH in retries[0].getMessage() and PRICES_PATH not in retries[0].getMessage()
-
-
