@@ -44,6 +44,8 @@ def _product_properties() -> dict[str, Any]:
             properties[name] = {"type": ["string", "null"]}
         elif name in _REQUIRED_INT_FIELDS:
             properties[name] = {"type": "integer"}
+        elif name == "total_stock":
+            properties[name] = {"type": ["integer", "null"], "description": "null when unlimited"}
         else:
             properties[name] = {"type": ["integer", "null"]}
     properties.update(
@@ -188,6 +190,12 @@ def document() -> dict[str, Any]:
                             DATE,
                             f"last day; default from + price_window_days; span at most {MAX_CALENDAR_DAYS} days",
                         ),
+                        _query(
+                            "bookable",
+                            {"type": "string", "enum": ["true", "false"]},
+                            "true: only days that can still be booked now (bookable_until not "
+                            "passed, evaluated at request time); false: only those that cannot",
+                        ),
                         IF_NONE_MATCH,
                     ],
                     "responses": {
@@ -299,6 +307,15 @@ def document() -> dict[str, Any]:
                             "description": "null when unlimited",
                         },
                         "booking_days": {"type": "integer"},
+                        "bookable_until": {
+                            "anyOf": [TIMESTAMP, {"type": "null"}],
+                            "description": (
+                                "the last moment (Asia/Shanghai, with its offset) this visit day "
+                                "can be booked: the day minus booking_days at the product's "
+                                "booking_time, else at the end of that day; null when it cannot "
+                                "be booked at all (a product sold by session, no session that day)"
+                            ),
+                        },
                         "sessions": {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/TimedSession"},

@@ -77,6 +77,16 @@ def parse_authorized(raw: str | None) -> bool | None:
     return choices[raw]
 
 
+def parse_bookable(raw: str | None) -> bool | None:
+    """``true``: only days bookable now; ``false``: only days that are not; absent: all."""
+    if raw is None:
+        return None
+    choices = {"true": True, "false": False}
+    if raw not in choices:
+        raise BadParameter("bookable must be true or false")
+    return choices[raw]
+
+
 def parse_updated_since(raw: str | None) -> datetime | None:
     if raw is None:
         return None

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from catalog_api import queries, representations
+from catalog_api import booking, queries, representations
 from catalog_api.context import db, state
 from catalog_api.params import (
     SHANGHAI,
@@ -14,6 +14,7 @@ from catalog_api.params import (
     decode_cursor,
     encode_cursor,
     parse_authorized,
+    parse_bookable,
     parse_date,
     parse_id,
     parse_limit,
@@ -70,17 +71,39 @@ def get_calendar(product_id: str) -> Response:
         today,
         state().settings.price_window_days,
     )
+    only_bookable = parse_bookable(request.args.get("bookable"))
     session = db()
     days = queries.calendar(session, key, first, last)
     if not days and not queries.product_exists(session, key):
         abort(404, f"no product {key}")
+    booking_time, sells_by_session = queries.booking_terms(session, key)
+    cutoff = booking.parse_booking_time(booking_time)
+    deadlines = [
+        booking.bookable_until(
+            d.price.day,
+            d.price.booking_days,
+            cutoff,
+            sells_by_session=sells_by_session,
+            has_session=bool(d.sessions),
+        )
+        for d in days
+    ]
+    if only_bookable is not None:
+        now = state().clock()  # evaluated at request time
+        pairs = [
+            (d, until)
+            for d, until in zip(days, deadlines, strict=True)
+            if booking.is_bookable(until, now) is only_bookable
+        ]
+    else:
+        pairs = list(zip(days, deadlines, strict=True))
     return _conditional(
         jsonify(
             {
                 "product_id": key,
                 "from": first.isoformat(),
                 "to": last.isoformat(),
-                "days": [representations.calendar_day(d) for d in days],
+                "days": [representations.calendar_day(d, until) for d, until in pairs],
             }
         )
     )

@@ -144,6 +144,17 @@ def lowest_sale_price(session: Session, product_id: int, first: date, last: date
     return None if value is None else Decimal(value)
 
 
+def booking_terms(session: Session, product_id: int) -> tuple[str | None, bool]:
+    """The product's BookingTime and whether it sells by session (any session stored)."""
+    booking_time = session.scalar(
+        sa.select(Product.booking_time).where(Product.product_id == product_id)
+    )
+    has_sessions = session.scalar(
+        sa.select(TimedSession.id).where(TimedSession.product_id == product_id).limit(1)
+    )
+    return booking_time, has_sessions is not None
+
+
 def calendar(session: Session, product_id: int, first: date, last: date) -> list[CalendarDay]:
     """The priced days between ``first`` and ``last`` inclusive, in date order, with sessions."""
     prices = session.execute(

@@ -32,6 +32,8 @@ def day(value: date) -> str:
 def product(row: AnyRow) -> dict[str, Any]:
     """A product row as selected by ``queries.PRODUCT_COLUMNS``."""
     body = {name: getattr(row, name) for name in PRODUCT_FIELDS}
+    # One convention for stock everywhere: null is unlimited (the supplier's TotoalStock 0).
+    body["total_stock"] = row.total_stock or None
     body.update(
         status="on_shelf" if row.product_status == 1 else "off_shelf",
         authorized=row.is_authorized,
@@ -42,7 +44,8 @@ def product(row: AnyRow) -> dict[str, Any]:
     return body
 
 
-def calendar_day(entry: CalendarDay) -> dict[str, Any]:
+def calendar_day(entry: CalendarDay, bookable_until: datetime | None = None) -> dict[str, Any]:
+    """A calendar day; ``bookable_until`` in Asia/Shanghai with its offset, null when never."""
     price = entry.price
     return {
         "date": day(price.day),
@@ -51,6 +54,7 @@ def calendar_day(entry: CalendarDay) -> dict[str, Any]:
         "market_price": money(price.market_price),
         "stock": price.stock,
         "booking_days": price.booking_days,
+        "bookable_until": bookable_until.isoformat() if bookable_until is not None else None,
         "sessions": [
             {
                 "start_time": s.start_time,

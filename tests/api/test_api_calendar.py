@@ -60,6 +60,8 @@ def test_calendar_day_has_prices_stock_booking_days_and_sessions(
             "market_price": "120.00",
             "stock": None,
             "booking_days": 2,
+            # Two days ahead, at the product's BookingTime (17:30), Shanghai time.
+            "bookable_until": "2026-02-28T17:30:00+08:00",
             "sessions": [
                 {"start_time": "09:00", "end_time": "10:00", "seats_code": "S1", "seats_num": 20},
                 {"start_time": "14:00", "end_time": "15:00", "seats_code": "S2", "seats_num": 30},
@@ -72,9 +74,61 @@ def test_calendar_day_has_prices_stock_booking_days_and_sessions(
             "market_price": "120.00",
             "stock": 7,
             "booking_days": 0,
+            # The product sells by session and this priced day has none: never bookable.
+            "bookable_until": None,
             "sessions": [],
         },
     ]
+
+
+def test_bookable_until_is_the_end_of_the_day_without_a_booking_time(
+    client: FlaskClient, arrange: Session
+) -> None:
+    b.product(arrange, 1, booking_time=None)
+    b.day_price(arrange, 1, b.TODAY, booking_days=0)
+    b.day_price(arrange, 1, b.TODAY + timedelta(days=3), booking_days=1)
+    arrange.commit()
+
+    days = client.get("/catalog/products/1/calendar?from=2026-03-01&to=2026-03-04").json["days"]
+    assert [d["bookable_until"] for d in days] == [
+        "2026-03-01T23:59:59+08:00",
+        "2026-03-03T23:59:59+08:00",
+    ]
+
+
+def test_bookable_filter_is_evaluated_at_request_time(
+    client: FlaskClient, arrange: Session, clock: object
+) -> None:
+    b.product(arrange, 1)  # BookingTime 17:30; now is 12:00 in Shanghai on 2026-03-01
+    b.day_price(arrange, 1, b.TODAY, booking_days=0)  # until today 17:30
+    b.day_price(arrange, 1, b.TODAY + timedelta(days=1), booking_days=1)  # until today 17:30
+    b.day_price(arrange, 1, b.TODAY + timedelta(days=2), booking_days=2)  # until today 17:30
+    b.day_price(arrange, 1, b.TODAY + timedelta(days=3), booking_days=1)  # until tomorrow
+    arrange.commit()
+    url = "/catalog/products/1/calendar?from=2026-03-01&to=2026-03-04&bookable="
+
+    assert [d["date"] for d in client.get(url + "true").json["days"]] == [
+        "2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04",
+    ]  # fmt: skip
+    clock.now = clock.now.replace(hour=10)  # type: ignore[attr-defined]  # 18:00 in Shanghai
+    assert [d["date"] for d in client.get(url + "true").json["days"]] == ["2026-03-04"]
+    assert [d["date"] for d in client.get(url + "false").json["days"]] == [
+        "2026-03-01", "2026-03-02", "2026-03-03",
+    ]  # fmt: skip
+    assert client.get(url + "yes").status_code == 400
+
+
+def test_a_product_sold_by_session_is_not_bookable_on_a_day_without_one(
+    client: FlaskClient, arrange: Session
+) -> None:
+    b.product(arrange, 1)
+    b.day_price(arrange, 1, b.TODAY + timedelta(days=1))
+    b.day_price(arrange, 1, b.TODAY + timedelta(days=2))
+    b.timed_session(arrange, 1, b.TODAY + timedelta(days=2), "09:00", "10:00", "S1", 5)
+    arrange.commit()
+
+    body = client.get("/catalog/products/1/calendar?bookable=true").json
+    assert [d["date"] for d in body["days"]] == ["2026-03-03"]
 
 
 def test_calendar_range_is_inclusive_and_from_alone_runs_the_window(

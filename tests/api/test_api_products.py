@@ -197,3 +197,14 @@ def test_bad_product_id_is_400(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 400
     assert "product_id" in response.json["message"]
+
+
+def test_total_stock_follows_the_calendar_convention_null_is_unlimited(
+    client: FlaskClient, arrange: Session
+) -> None:
+    b.product(arrange, 1, total_stock=0)  # the supplier's TotoalStock 0: unlimited
+    b.product(arrange, 2, total_stock=500)
+    arrange.commit()
+
+    assert client.get("/catalog/products/1").json["total_stock"] is None
+    assert client.get("/catalog/products/2").json["total_stock"] == 500
