@@ -65,6 +65,7 @@ from worker.payloads import (
     Product,
     ProductPage,
     RefundRequest,
+    negatives_read_as_zero,
     RefundResult,
     VerifyOrderRequest,
 )
@@ -278,7 +279,14 @@ class SupplierClient:
         raw_by_id: dict[int, dict[str, Any]] = {}
         for item in items:
             try:
-                product = Product.model_validate(item)
+                with negatives_read_as_zero() as negatives:
+                    product = Product.model_validate(item)
+                if negatives:
+                    log.warning(
+                        "drift: product %s: %d negative count(s) read as 0",
+                        product.product_id,
+                        len(negatives),
+                    )
             except ValidationError as exc:
                 pid = _as_int(_field(item, "ProductId")) if isinstance(item, dict) else None
                 invalid.append(InvalidProduct(product_id=pid, raw=item, error=_short(exc)))
@@ -309,7 +317,15 @@ class SupplierClient:
             },
             require_data=True,  # Data null is an error, never an empty calendar
         )
-        return self._model(PriceCalendar, data)
+        with negatives_read_as_zero() as negatives:
+            calendar = self._model(PriceCalendar, data)
+        if negatives:
+            log.warning(
+                "drift: prices of product %s: %d negative stock or count value(s) read as 0",
+                product_id,
+                len(negatives),
+            )
+        return calendar
 
     def fetch_price_calendars(
         self, product_ids: Iterable[int], start: date, end: date, *, stamp: Stamp = _wall_clock

@@ -204,7 +204,7 @@ def _print_status(report: dict[str, Any]) -> None:
     age = prices["oldest_refresh_age_s"]
     console.print(
         f"prices: oldest refresh {'never' if age is None else f'{age:.0f} s ago'}, "
-        f"{prices['never_refreshed']} never refreshed"
+        f"{prices['never_refreshed']} never refreshed, {prices['failing']} still failing"
     )
     table = Table(
         "id",

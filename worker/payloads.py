@@ -22,6 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
@@ -97,6 +100,21 @@ def _parse_datetime(value: Any) -> Any:
     return value
 
 
+_negatives: ContextVar[list[int] | None] = ContextVar("negatives", default=None)
+
+
+@contextmanager
+def negatives_read_as_zero() -> Iterator[list[int]]:
+    """Collect the negative values read as 0 while validating, so the caller logs them once,
+    naming the product, instead of one line per value."""
+    found: list[int] = []
+    token = _negatives.set(found)
+    try:
+        yield found
+    finally:
+        _negatives.reset(token)
+
+
 def _not_negative(value: Any) -> Any:
     """A negative stock or count means nothing the contract defines: read as 0, logged as drift."""
     value = _blank_to_none(value)
@@ -105,7 +123,11 @@ def _not_negative(value: Any) -> Any:
     except (TypeError, ValueError):
         return value
     if number < 0 and not isinstance(value, bool):
-        log.warning("drift: negative stock or count %s read as 0", number)
+        sink = _negatives.get()
+        if sink is None:
+            log.warning("drift: negative stock or count %s read as 0", number)
+        else:
+            sink.append(number)
         return 0
     return value
 

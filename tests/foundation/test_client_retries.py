@@ -221,3 +221,24 @@ def test_retries_are_logged_at_debug_with_attempt_numbers(
     assert "attempt 1 of 4" in retries[0].getMessage()
     assert "attempt 2 of 4" in retries[1].getMessage()
     assert PRODUCTS_PATH in retries[0].getMessage() and PRICES_PATH not in retries[0].getMessage()
+
+
+def test_negative_stock_is_read_as_zero_and_logged_once_as_drift(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rule = {
+        "DailyStock": -1,
+        "MarketPrice": 10,
+        "Price": 8,
+        "SalePrice": 9,
+        "BookingDay": -2,
+        "BeginTime": "2026/7/1 0:00:00",
+        "EndTime": "",
+        "PriceType": 3,
+    }
+    script = Script(ok({"DailyPriceStock": [rule, rule], "ProductSeats": None}))
+    with caplog.at_level(logging.WARNING, logger="worker.client"), script.client() as client:
+        calendar = client.get_price_calendar(7, TODAY, TODAY)
+    assert [(r.daily_stock, r.booking_day) for r in calendar.daily_price_stock] == [(0, 0)] * 2
+    drift = [r.getMessage() for r in caplog.records if "drift" in r.getMessage()]
+    assert drift == ["drift: prices of product 7: 4 negative stock or count value(s) read as 0"]
