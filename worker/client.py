@@ -65,9 +65,9 @@ from worker.payloads import (
     Product,
     ProductPage,
     RefundRequest,
-    negatives_read_as_zero,
     RefundResult,
     VerifyOrderRequest,
+    negatives_read_as_zero,
 )
 from worker.ratelimit import NoLimit, RateLimiter
 from worker.settings import Settings
