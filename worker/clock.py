@@ -89,3 +89,9 @@ def clock_for(sessions: sessionmaker[Session]) -> DatabaseClock:
         if clock is None:
             clock = _clocks[sessions] = DatabaseClock.for_sessions(sessions)
         return clock
+
+
+def use_clock(sessions: sessionmaker[Session], clock: DatabaseClock) -> None:
+    """Make ``clock`` the shared clock of a session factory (tests; a clock kept elsewhere)."""
+    with _clocks_lock:
+        _clocks[sessions] = clock
