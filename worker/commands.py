@@ -78,6 +78,7 @@ def sync(prices: str, product_id: int | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from worker.errors import SupplierError
     from worker.locks import holding, lock_dir_for, pass_lock
     from worker.prices import refresh_many
     from worker.products import sync_one_product, sync_products
@@ -100,9 +101,14 @@ def sync(prices: str, product_id: int | None) -> None:
     try:
         with progress:
             if product_id is not None:
-                kind = sync_one_product(runtime.sessions, runtime.supplier, product_id)
-                summary["product"] = {"id": product_id, "change": kind}
-                due = [product_id] if prices != "none" else []
+                try:
+                    kind = sync_one_product(runtime.sessions, runtime.supplier, product_id)
+                except SupplierError as exc:  # still failing after its retries
+                    kind, failed = "failed", True
+                    summary["product"] = {"id": product_id, "change": kind, "error": str(exc)}
+                else:
+                    summary["product"] = {"id": product_id, "change": kind}
+                due = [product_id] if prices != "none" and kind != "failed" else []
             else:
                 lock = pass_lock(runtime.redis, lock_dir_for(settings.database_url))
                 with holding(lock) as taken:

@@ -107,6 +107,16 @@ def test_prices_still_failing_exit_two_and_are_reported(sandbox: Any, sqlite_url
     assert report["prices"]["failing"] == 1
 
 
+def test_one_product_still_failing_exits_one_with_the_reason(sandbox: Any, sqlite_url: str) -> None:
+    sandbox.state.traffic.add_fault({"kind": "busy", "path": PRODUCTS_PATH, "count": -1})
+    result = CliRunner().invoke(
+        main, ["sync", "--product", "10001"], env=env_for(sandbox, sqlite_url)
+    )
+    assert result.exit_code == 1
+    product = json.loads(result.stdout)["product"]
+    assert product["change"] == "failed" and "busy" in product["error"]
+
+
 def test_help_documents_the_exit_codes() -> None:
     result = CliRunner().invoke(main, ["sync", "--help"])
     assert result.exit_code == 0
