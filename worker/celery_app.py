@@ -15,14 +15,26 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import signal
 import threading
+import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_init,
+    setup_logging,
+    worker_init,
+    worker_process_init,
+)
 
-from worker.logs import MaskingFilter
-from worker.settings import Settings, load_settings
+from worker.logs import MaskingFilter, configure_logging
+from worker.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 QUEUE = "catalog-sync"
 URGENT_PRIORITY = 0
@@ -33,7 +45,11 @@ REDIS_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
     "queue_order_strategy": "priority",
     "visibility_timeout": 3600,
+    # A half-open connection must fail a publish, not hang it (and wedge the enqueue pool).
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 2.0,
 }
+BEAT_STANDBY_POLL_S = 5.0
 
 
 def broker_url(settings: Settings) -> str:
@@ -102,9 +118,70 @@ def get_app() -> Celery:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "app":
-        return get_app()
+    if name == "app":  # ``celery -A worker.celery_app``: a bad setting is one line, not a traceback
+        from worker.startup import debug_requested, fail
+
+        try:
+            return get_app()
+        except ConfigError as exc:
+            if debug_requested():
+                raise
+            fail(str(exc))
     raise AttributeError(name)
+
+
+def _settings_of_app() -> Settings | None:
+    settings: Settings | None = getattr(get_app().conf, "catalog_settings", None)
+    return settings
+
+
+def _configure_logging(**_: Any) -> None:
+    """Worker and beat log like every other process: LOG_LEVEL, LOG_FORMAT, masked."""
+    settings = _settings_of_app()
+    if settings is None:  # pragma: no cover - every app here is made by create_celery
+        configure_logging()
+        return
+    configure_logging(
+        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
+    )
+
+
+def _check_services(**_: Any) -> None:
+    """Before the worker forks or beat ticks: the database at head, Redis or the broker file."""
+    from worker.startup import check_services, or_exit
+
+    settings = _settings_of_app()
+    if settings is not None:
+        or_exit(lambda: check_services(settings))
+
+
+def _become_the_only_beat(**_: Any) -> None:
+    """One beat schedules; a second one started anywhere stands by until the first is gone."""
+    from worker.locks import beat_lock, lock_dir_for
+    from worker.startup import or_exit, redis_client
+
+    _check_services()
+    settings = _settings_of_app()
+    if settings is None:  # pragma: no cover
+        return
+    client = or_exit(lambda: redis_client(settings.redis_url)) if settings.redis_url else None
+
+    def lost() -> None:  # another beat may be scheduling now: stop, the supervisor restarts us
+        log.critical("beat lock lost: stopping this beat")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    lock = beat_lock(client, lock_dir_for(settings.database_url), on_lost=lost)
+    announced = False
+    while not or_exit(lock.acquire):
+        if not announced:
+            log.warning("another beat holds the beat lock: standing by until it stops")
+            announced = True
+        time.sleep(BEAT_STANDBY_POLL_S)
+    _held_locks.append(lock)  # held for the life of the process (a file lock dies with it)
+    log.info("this beat holds the beat lock and schedules")
+
+
+_held_locks: list[Any] = []
 
 
 def _fresh_runtime_after_fork(**_: Any) -> None:
@@ -124,5 +201,8 @@ def _mask_logger_handlers(logger: logging.Logger, **_: Any) -> None:
 
 
 worker_process_init.connect(_fresh_runtime_after_fork, weak=False)
+setup_logging.connect(_configure_logging, weak=False)
+worker_init.connect(_check_services, weak=False)
+beat_init.connect(_become_the_only_beat, weak=False)
 after_setup_logger.connect(_mask_logger_handlers, weak=False)
 after_setup_task_logger.connect(_mask_logger_handlers, weak=False)

@@ -32,6 +32,8 @@ class ReadApiSettings(BaseSettings):
     catalog_api_anonymous: bool = False
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Set by the gunicorn configuration for prometheus_client's multiprocess mode.
+    prometheus_multiproc_dir: str | None = None
 
     @field_validator("log_level")
     @classmethod
