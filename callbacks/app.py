@@ -92,13 +92,16 @@ def create_app(
     """The callback app. Without ``settings`` it reads the environment (the gunicorn case)."""
     if settings is None:
         settings = load_settings()
-        configure_logging(settings.log_level, secrets=[settings.zzy_sign_key.get_secret_value()])
+        configure_logging(
+            settings.log_level,
+            secrets=[settings.zzy_sign_key.get_secret_value()],
+            log_format=settings.log_format,
+        )
     engine = intake_engine(settings.database_url)
-    if engine.dialect.name == "sqlite":
-        try:
-            ensure_schema(engine)
-        except SQLAlchemyError as exc:  # answer 503 until the database is back
-            log.warning("database not ready at start-up: %s", type(exc).__name__)
+    try:
+        ensure_schema(engine)  # once across processes (a lock); quick when already at head
+    except SQLAlchemyError as exc:  # answer 503 until the database is back
+        log.warning("database not ready at start-up: %s", type(exc).__name__)
     if send is None:
         from callbacks.tasks import celery_for, sender_for
 

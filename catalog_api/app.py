@@ -5,15 +5,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import logging
-
 from flask import Flask, Response, jsonify
 from prometheus_client import CollectorRegistry
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from catalog_api import auth, changes, docs, health, metrics, openapi, products

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from catalog_api import queries, representations
 from catalog_api.context import close_session, db, state
 from catalog_api.params import parse_id, parse_limit, parse_wait
+from models.catalog import Change
 
 bp = Blueprint("changes", __name__, url_prefix="/catalog")
 
@@ -25,7 +26,7 @@ def list_changes() -> Response:
     wait = min(float(parse_wait(request.args.get("wait"))), api.change_wait_cap_s)
     deadline = time.monotonic() + wait
 
-    def read() -> list[queries.Change]:
+    def read() -> list[Change]:
         return queries.changes_after(
             db(), after, limit, now=api.clock(), settle=api.change_settle, gaps=api.gaps
         )

@@ -21,5 +21,7 @@ def api(host: str, port: int) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     secrets = [settings.catalog_api_token.get_secret_value()] if settings.catalog_api_token else []
-    configure_logging(settings.log_level, secrets)
-    run_simple(host, port, create_app(settings), threaded=True)
+    configure_logging(settings.log_level, secrets, settings.log_format)
+    app = create_app(settings)  # ConfigError without a token (one line, from the CLI group)
+    click.echo(f"catalog read API listening on http://{host}:{port} (docs: /docs)")
+    run_simple(host, port, app, threaded=True)

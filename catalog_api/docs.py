@@ -11,7 +11,12 @@ from flask import Blueprint, Response, abort, send_from_directory
 bp = Blueprint("docs", __name__)
 
 ASSETS = frozenset(
-    {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"}
+    {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "favicon-32x32.png",
+    }
 )
 
 PAGE = """<!doctype html>

@@ -46,7 +46,8 @@ def init_app(app: Flask, registry: CollectorRegistry, *, multiprocess: bool = Fa
     if multiprocess:
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        MultiProcessCollector(registry)  # reads every worker's files at each scrape
+        # Reads every worker's files at each scrape.
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         own = None  # this process's values go to its file, not to the scrape registry
     requests_total = Counter(
         "catalog_api_requests",

@@ -256,7 +256,10 @@ def document() -> dict[str, Any]:
                     "security": [{}],
                     "responses": {
                         "200": {"description": "ready", "content": _json("Health")},
-                        "503": {"description": "the database is unavailable", "content": _json("Error")},
+                        "503": {
+                            "description": "the database is unavailable",
+                            "content": _json("Error"),
+                        },
                     },
                 }
             },

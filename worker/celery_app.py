@@ -164,7 +164,8 @@ def _become_the_only_beat(**_: Any) -> None:
     settings = _settings_of_app()
     if settings is None:  # pragma: no cover
         return
-    client = or_exit(lambda: redis_client(settings.redis_url)) if settings.redis_url else None
+    redis_url = settings.redis_url
+    client = or_exit(lambda: redis_client(redis_url)) if redis_url is not None else None
 
     def lost() -> None:  # another beat may be scheduling now: stop, the supervisor restarts us
         log.critical("beat lock lost: stopping this beat")

@@ -252,12 +252,12 @@ def status(as_json: bool) -> None:
 
     local = _local()
     url = make_url(local.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database or "").exists():  # a read-only command never creates one
-            raise click.ClickException(
-                f"DATABASE_URL: no database at {url.database}: point DATABASE_URL at the "
-                "catalog's database, or create it with `catalog-sync db upgrade`"
-            )
+    is_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if is_file and not Path(url.database or "").exists():  # a read-only command never creates one
+        raise click.ClickException(
+            f"DATABASE_URL: no database at {url.database}: point DATABASE_URL at the "
+            "catalog's database, or create it with `catalog-sync db upgrade`"
+        )
     engine = make_engine(local.database_url)
     try:
         ensure_schema(engine, migrate=False)

@@ -31,6 +31,8 @@ _metrics_dir = tempfile.mkdtemp(
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 accesslog = "-"
+# web and api are two masters on one machine: the default control socket path would be shared.
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
@@ -92,13 +94,13 @@ def on_starting(server: Any) -> None:
         full = load_settings(Settings)
     except ConfigError as exc:
         fail(str(exc))
-    or_exit(lambda: check_services(full))
+    or_exit(lambda: check_services(full, broker_optional=True))  # the callback receiver
 
 
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def on_exit(server: Any) -> None:

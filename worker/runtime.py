@@ -48,7 +48,7 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     client: redis.Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)  # type: ignore[arg-type]
+        client = redis.Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)
         limiter = RedisRateLimiter(
             client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst
         )

@@ -8,6 +8,7 @@ unless ``--debug`` (or ``CATALOG_SYNC_DEBUG=true``) asks for one.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -84,7 +85,7 @@ def check_database(url: str, *, migrate: bool, variable: str = "DATABASE_URL") -
 def redis_client(url: str) -> redis.Redis:
     """A Redis client that never waits forever (connect and socket timeouts)."""
     try:
-        return redis.Redis.from_url(url, **REDIS_TIMEOUTS)  # type: ignore[arg-type]
+        return redis.Redis.from_url(url, **REDIS_TIMEOUTS)
     except ValueError as exc:
         raise StartupError(f"REDIS_URL: {exc}: use redis://host:6379/0") from None
 
@@ -102,13 +103,24 @@ def check_redis(url: str) -> None:
         client.close()
 
 
-def check_services(settings: Settings, *, migrate: bool = True) -> None:
-    """The database (at head), and Redis or the embedded broker's database."""
+def check_services(
+    settings: Settings, *, migrate: bool = True, broker_optional: bool = False
+) -> None:
+    """The database (at head), and Redis or the embedded broker's database.
+
+    ``broker_optional``: the callback receiver stores a notice without the broker (the relay
+    queues it later), so an unreachable broker at its start is a warning, not a refusal.
+    """
     check_database(settings.database_url, migrate=migrate)
-    if settings.redis_url is not None:
-        check_redis(settings.redis_url)
-    else:
-        check_database(settings.broker_db_url, migrate=False, variable="BROKER_DB_URL")
+    try:
+        if settings.redis_url is not None:
+            check_redis(settings.redis_url)
+        else:
+            check_database(settings.broker_db_url, migrate=False, variable="BROKER_DB_URL")
+    except StartupError as exc:
+        if not broker_optional:
+            raise
+        logging.getLogger(__name__).warning("%s (starting anyway: the relay queues later)", exc)
 
 
 def explain(exc: BaseException) -> str | None:
