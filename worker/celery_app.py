@@ -21,18 +21,20 @@ import threading
 import time
 from typing import Any
 
+from pathlib import Path
+
 from celery import Celery
+from celery.beat import PersistentScheduler
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
-    beat_init,
     setup_logging,
     worker_init,
     worker_process_init,
 )
 
 from worker.logs import MaskingFilter, configure_logging
-from worker.settings import ConfigError, Settings, load_settings
+from worker.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,15 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
     if settings.redis_url is None:
         from models.db import make_engine
 
-        make_engine(settings.broker_db_url).dispose()  # makes the broker file's folder
+        try:
+            make_engine(settings.broker_db_url).dispose()  # makes the broker file's folder
+        except OSError as exc:
+            from worker.startup import StartupError
+
+            raise StartupError(
+                f"BROKER_DB_URL: cannot create the folder for {settings.broker_db_url} "
+                f"({exc.strerror}): point it at a writable path"
+            ) from None
     app.conf.update(
         task_default_queue=queue,
         task_default_priority=ROLLING_PRIORITY,
@@ -98,6 +108,7 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
             },
         },
         timezone="UTC",
+        beat_scheduler="worker.celery_app:SingleBeatScheduler",
     )
     app.conf.catalog_settings = settings
     global _app
@@ -119,14 +130,9 @@ def get_app() -> Celery:
 
 def __getattr__(name: str) -> Any:
     if name == "app":  # ``celery -A worker.celery_app``: a bad setting is one line, not a traceback
-        from worker.startup import debug_requested, fail
+        from worker.startup import or_exit
 
-        try:
-            return get_app()
-        except ConfigError as exc:
-            if debug_requested():
-                raise
-            fail(str(exc))
+        return or_exit(get_app)
     raise AttributeError(name)
 
 
@@ -185,6 +191,18 @@ def _become_the_only_beat(**_: Any) -> None:
 _held_locks: list[Any] = []
 
 
+class SingleBeatScheduler(PersistentScheduler):  # type: ignore[misc]
+    """Celery's file-backed scheduler, made only after the start-up checks pass and this beat
+    holds the beat lock (so a failure is one line, and a second beat stands by)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _become_the_only_beat()
+        filename = kwargs.get("schedule_filename")
+        if filename:
+            Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(*args, **kwargs)
+
+
 def _fresh_runtime_after_fork(**_: Any) -> None:
     """Engines, pools and Redis clients are not fork-safe: build new ones in each child."""
     from worker.runtime import set_runtime
@@ -204,6 +222,6 @@ def _mask_logger_handlers(logger: logging.Logger, **_: Any) -> None:
 worker_process_init.connect(_fresh_runtime_after_fork, weak=False)
 setup_logging.connect(_configure_logging, weak=False)
 worker_init.connect(_check_services, weak=False)
-beat_init.connect(_become_the_only_beat, weak=False)
+
 after_setup_logger.connect(_mask_logger_handlers, weak=False)
 after_setup_task_logger.connect(_mask_logger_handlers, weak=False)

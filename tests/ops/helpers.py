@@ -36,7 +36,7 @@ def clean_env(**values: str) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if k not in OURS}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONWARNINGS"] = "ignore::celery.exceptions.SecurityWarning"
+    env["PYTHONWARNINGS"] = "ignore:You're running the worker with superuser privileges"
     env.update(values)
     return env
 
