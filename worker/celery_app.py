@@ -19,9 +19,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from celery.beat import PersistentScheduler

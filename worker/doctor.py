@@ -217,7 +217,7 @@ def run_checks(settings: Settings, http: httpx.Client) -> list[Check]:
 def doctor(timeout: float) -> None:
     """Print the effective configuration (secrets masked) and check every part it names."""
     try:
-        settings = load_settings()
+        settings: Settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     configure_logging("ERROR", [settings.zzy_sign_key.get_secret_value()], settings.log_format)

@@ -20,6 +20,7 @@ GOOD = {
     "CATALOG_API_ANONYMOUS": "true",
 }
 UNREACHABLE_PG = "postgresql+psycopg://nobody@127.0.0.1:1/x"
+UNUSABLE_BROKER = "sqlite:////proc/no-such-folder/broker.db"
 
 
 def processes() -> dict[str, list[str]]:
