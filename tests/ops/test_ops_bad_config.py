@@ -67,11 +67,7 @@ CASES: dict[str, tuple[dict[str, str], str, set[str] | None]] = {
     "redis URL malformed": ({"REDIS_URL": "notredis"}, "REDIS_URL", REDIS_USERS | {"web"}),
     "redis unreachable": ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL", REDIS_USERS),
     "broker URL malformed": ({"BROKER_DB_URL": "notaurl"}, "BROKER_DB_URL", BROKER_USERS),
-    "broker unusable": (
-        {"BROKER_DB_URL": "sqlite:////proc/no-such-folder/broker.db"},
-        "BROKER_DB_URL",
-        BROKER_USERS,
-    ),  # fmt: skip
+    "broker unusable": ({"BROKER_DB_URL": UNUSABLE_BROKER}, "BROKER_DB_URL", BROKER_USERS),
     "supplier settings missing": ({"ZZY_BASE_URL": ""}, "ZZY_BASE_URL", None),
 }
 
