@@ -13,6 +13,7 @@ worker holds at most one message per process, so the ordering is not lost in a p
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -183,7 +184,8 @@ def _become_the_only_beat(**_: Any) -> None:
             log.warning("another beat holds the beat lock: standing by until it stops")
             announced = True
         time.sleep(BEAT_STANDBY_POLL_S)
-    _held_locks.append(lock)  # held for the life of the process (a file lock dies with it)
+    _held_locks.append(lock)  # held for the life of the process
+    atexit.register(lock.release)  # a standby takes over at once, not after the TTL
     log.info("this beat holds the beat lock and schedules")
 
 
