@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 
 from worker.logs import configure_logging
 from worker.settings import ConfigError, ReadApiSettings, Settings, load_settings
@@ -22,6 +22,7 @@ class _LocalOnly(ReadApiSettings):
     """What the local-database commands (``db``, ``status``) need: no supplier secrets."""
 
     price_max_age: timedelta = Settings.model_fields["price_max_age"].default
+    zzy_sign_key: SecretStr | None = None  # not needed; masked in logs if the environment has it
 
     @field_validator("price_max_age", mode="before")
     @classmethod
@@ -48,7 +49,8 @@ def _local() -> _LocalOnly:
         only = load_settings(_LocalOnly)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    configure_logging(only.log_level, log_format=only.log_format)
+    secrets = [s.get_secret_value() for s in (only.zzy_sign_key, only.catalog_api_token) if s]
+    configure_logging(only.log_level, secrets, only.log_format)
     return only
 
 

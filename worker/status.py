@@ -92,7 +92,7 @@ def problems(report: dict[str, Any], price_max_age: timedelta) -> list[str]:
     if last is not None and last["outcome"] != "ok":
         reason = f": {last['error']}" if last.get("error") else ""
         found.append(f"the last product pass (run {last['id']}) ended {last['outcome']}{reason}")
-    age = report["prices"]["oldest_refresh_age_s"]
+    age = report.get("prices", {}).get("oldest_refresh_age_s")
     if age is not None and age > price_max_age.total_seconds():
         found.append(
             f"the oldest prices are {age:.0f} s old, older than PRICE_MAX_AGE "
