@@ -48,3 +48,24 @@ def test_a_second_beat_stands_by_until_the_first_stops(
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=20)
+
+
+def test_every_redis_client_has_socket_and_connect_timeouts(
+    redis_url: str, sqlite_url: str
+) -> None:
+    from tests.conftest import make_settings
+    from worker.celery_app import create_celery
+    from worker.runtime import build_runtime
+    from worker.startup import redis_client
+
+    settings = make_settings("http://127.0.0.1:9", sqlite_url, redis_url=redis_url)
+    runtime = build_runtime(settings)
+    try:
+        for client in (runtime.redis, redis_client(redis_url)):
+            assert client is not None
+            kwargs = client.connection_pool.connection_kwargs
+            assert kwargs["socket_timeout"] and kwargs["socket_connect_timeout"], kwargs
+    finally:
+        runtime.close()
+    options = create_celery(settings, queue="unused").conf.broker_transport_options
+    assert options["socket_timeout"] and options["socket_connect_timeout"]
