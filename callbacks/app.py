@@ -98,10 +98,15 @@ def create_app(
             log_format=settings.log_format,
         )
     engine = intake_engine(settings.database_url)
+    # Once across processes (a lock); quick at head. Not on the intake engine: its 3 s statement
+    # timeout is for answering the supplier, not for waiting on the migration lock.
+    schema_engine = make_engine(settings.database_url)
     try:
-        ensure_schema(engine)  # once across processes (a lock); quick when already at head
+        ensure_schema(schema_engine)
     except SQLAlchemyError as exc:  # answer 503 until the database is back
         log.warning("database not ready at start-up: %s", type(exc).__name__)
+    finally:
+        schema_engine.dispose()
     if send is None:
         from callbacks.tasks import celery_for, sender_for
 
