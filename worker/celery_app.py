@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,14 @@ class SingleBeatScheduler(PersistentScheduler):  # type: ignore[misc]
         if filename:
             Path(filename).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        super().setup_schedule()
+        # A new install makes its first product pass at once, not an interval after beat starts.
+        entry = self.schedule.get("product-pass")
+        if entry is not None and entry.total_run_count == 0:
+            entry.last_run_at = entry.default_now() - timedelta(days=1)
+            self.sync()
 
 
 def _fresh_runtime_after_fork(**_: Any) -> None:

@@ -78,6 +78,15 @@ def test_honcho_start_brings_up_all_five_processes_on_a_fresh_database(
             return rows == [("done",)]
 
         assert wait_until(applied, 30), logged()[-6000:]
+
+        def first_pass_done() -> bool:  # beat starts the first product pass at once
+            with sqlite3.connect(database) as connection:
+                rows = connection.execute(
+                    "SELECT outcome, seen FROM sync_runs WHERE kind = 'products'"
+                ).fetchall()
+            return bool(rows) and rows[0] == ("ok", 200)
+
+        assert wait_until(first_pass_done, 20), logged()[-6000:]
         assert honcho.poll() is None, "a process exited and honcho stopped the others"
         assert "exited with code" not in logged() and "Traceback" not in logged(), logged()
     finally:
