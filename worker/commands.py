@@ -163,6 +163,10 @@ def sync(prices: str, product_id: int | None) -> None:
     from worker.runtime import build_runtime
 
     settings = _settings()
+    if settings.redis_url is not None:  # before anything changes: the pass lock lives there
+        from worker.startup import check_redis
+
+        check_redis(settings.redis_url)
     runtime = build_runtime(settings)
     console = Console(stderr=True)
     progress = Progress(
