@@ -111,16 +111,21 @@ def check_services(
     ``broker_optional``: the callback receiver stores a notice without the broker (the relay
     queues it later), so an unreachable broker at its start is a warning, not a refusal.
     """
-    check_database(settings.database_url, migrate=migrate)
-    try:
+
+    def broker() -> None:
         if settings.redis_url is not None:
             check_redis(settings.redis_url)
         else:
             check_database(settings.broker_db_url, migrate=False, variable="BROKER_DB_URL")
-    except StartupError as exc:
-        if not broker_optional:
-            raise
-        logging.getLogger(__name__).warning("%s (starting anyway: the relay queues later)", exc)
+
+    if not broker_optional:
+        broker()  # first: a process that cannot run should not migrate anything either
+    check_database(settings.database_url, migrate=migrate)
+    if broker_optional:
+        try:
+            broker()
+        except StartupError as exc:
+            logging.getLogger(__name__).warning("%s (starting anyway: the relay queues later)", exc)
 
 
 def explain(exc: BaseException) -> str | None:
