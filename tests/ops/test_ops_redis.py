@@ -69,3 +69,30 @@ def test_every_redis_client_has_socket_and_connect_timeouts(
         runtime.close()
     options = create_celery(settings, queue="unused").conf.broker_transport_options
     assert options["socket_timeout"] and options["socket_connect_timeout"]
+
+
+def test_a_cli_pass_takes_the_same_redis_lock_as_the_workers(
+    redis_url: str, redis_client: redis.Redis, sqlite_url: str, sandbox: object
+) -> None:
+    from click.testing import CliRunner
+
+    from worker.cli import main
+    from worker.locks import PASS_LOCK_KEY, RedisLock
+
+    env = {
+        "ZZY_BASE_URL": sandbox.url,  # type: ignore[attr-defined]
+        "ZZY_PARTNER_ID": "9258",
+        "ZZY_SIGN_KEY": "zzy-sandbox-signkey",
+        "DATABASE_URL": sqlite_url,
+        "REDIS_URL": redis_url,
+    }
+    worker_pass = RedisLock(redis_client, PASS_LOCK_KEY)
+    assert worker_pass.acquire()
+    try:
+        busy = CliRunner().invoke(main, ["sync", "--prices", "none"], env=env)
+        assert busy.exit_code == 1 and "another product pass is running" in busy.output
+    finally:
+        worker_pass.release()
+    done = CliRunner().invoke(main, ["sync", "--prices", "none"], env=env)
+    assert done.exit_code == 0, done.output
+    assert redis_client.exists(PASS_LOCK_KEY) == 0  # given back
