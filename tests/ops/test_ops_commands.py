@@ -163,3 +163,9 @@ def test_json_logs_are_one_masked_object_per_line(
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines and all(json.loads(line)["level"] for line in lines), lines[:3]
     assert "wrong-key-0001" not in done.stderr
+
+
+def test_the_local_api_serves_anonymously_on_loopback_only(sqlite_url: str) -> None:
+    env = {"DATABASE_URL": sqlite_url, "CATALOG_API_ANONYMOUS": "true", "CATALOG_API_TOKEN": ""}
+    result = CliRunner().invoke(main, ["api", "--host", "0.0.0.0", "--port", "1"], env=env)
+    assert result.exit_code == 1 and "only on a loopback address" in result.output
