@@ -117,6 +117,7 @@ def check_services(
             check_redis(settings.redis_url)
         else:
             check_database(settings.broker_db_url, migrate=False, variable="BROKER_DB_URL")
+            declare_embedded_queue(settings.broker_db_url)
 
     if not broker_optional:
         broker()  # first: a process that cannot run should not migrate anything either
@@ -126,6 +127,28 @@ def check_services(
             broker()
         except StartupError as exc:
             logging.getLogger(__name__).warning("%s (starting anyway: the relay queues later)", exc)
+
+
+def declare_embedded_queue(broker_db_url: str) -> None:
+    """Create the task queue's row in the embedded broker once, under a file lock.
+
+    kombu's SQLAlchemy transport creates a queue on first use by "select, then insert", guarded
+    only within one process: a worker and beat starting together on a new broker file collide
+    on ``UNIQUE kombu_queue.name`` and a scheduled task is lost. Declared here first, it exists.
+    """
+    from filelock import FileLock
+    from kombu.connection import Connection
+    from kombu.entity import Exchange, Queue
+
+    from worker.celery_app import QUEUE
+
+    database = make_url(broker_db_url).database
+    if not database or database == ":memory:":
+        return
+    connection = Connection(f"sqla+{broker_db_url}")  # type: ignore[no-untyped-call]
+    queue = Queue(QUEUE, Exchange(QUEUE), routing_key=QUEUE)  # type: ignore[no-untyped-call]
+    with FileLock(f"{database}.declare.lock", timeout=60), connection:
+        queue(connection.default_channel).declare()  # type: ignore[no-untyped-call]
 
 
 def explain(exc: BaseException) -> str | None:

@@ -57,11 +57,11 @@ def test_four_embedded_worker_processes_stay_under_the_supplier_rate_limit(
     ]  # fmt: skip
     ids = [p["ProductId"] for p in sandbox.state.catalog.true_products()]
     sender = create_celery(make_settings(sandbox.url, sqlite_url, broker_db_url=broker))
-    with log_path.open("wb") as log:
+    for product_id in ids:  # each: the product, then (queued by it) its prices
+        sender.send_task("worker.tasks.refresh_product", args=[product_id])
+    with log_path.open("wb") as log:  # started after the queue exists in the broker file
         worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        for product_id in ids:  # each: the product, then (queued by it) its prices
-            sender.send_task("worker.tasks.refresh_product", args=[product_id])
         expected = 2 * len(ids)
         assert wait_until(lambda: len(stamps) >= expected, 60), log_path.read_text()[-3000:]
     finally:
