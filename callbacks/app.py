@@ -92,13 +92,21 @@ def create_app(
     """The callback app. Without ``settings`` it reads the environment (the gunicorn case)."""
     if settings is None:
         settings = load_settings()
-        configure_logging(settings.log_level, secrets=[settings.zzy_sign_key.get_secret_value()])
+        configure_logging(
+            settings.log_level,
+            secrets=[settings.zzy_sign_key.get_secret_value()],
+            log_format=settings.log_format,
+        )
     engine = intake_engine(settings.database_url)
-    if engine.dialect.name == "sqlite":
-        try:
-            ensure_schema(engine)
-        except SQLAlchemyError as exc:  # answer 503 until the database is back
-            log.warning("database not ready at start-up: %s", type(exc).__name__)
+    # Once across processes (a lock); quick at head. Not on the intake engine: its 3 s statement
+    # timeout is for answering the supplier, not for waiting on the migration lock.
+    schema_engine = make_engine(settings.database_url)
+    try:
+        ensure_schema(schema_engine)
+    except SQLAlchemyError as exc:  # answer 503 until the database is back
+        log.warning("database not ready at start-up: %s", type(exc).__name__)
+    finally:
+        schema_engine.dispose()
     if send is None:
         from callbacks.tasks import celery_for, sender_for
 

@@ -14,20 +14,35 @@ from worker.logs import configure_logging
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to bind."
+)
 def web(host: str, port: int) -> None:
     """Serve the callback receiver (production: gunicorn 'callbacks.app:create_app()')."""
-    from callbacks.app import create_app
+    from werkzeug.serving import run_simple
 
-    create_app().run(host=host, port=port, threaded=True)
+    from callbacks.app import create_app
+    from worker.settings import Settings, load_settings
+    from worker.startup import check_services
+
+    settings: Settings = load_settings()
+    configure_logging(
+        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
+    )
+    check_services(settings, broker_optional=True)
+    app = create_app(settings)
+    click.echo(f"callback receiver listening on http://{host}:{port}{settings.callback_path}")
+    run_simple(host, port, app, threaded=True)
 
 
 @click.group()
 def inbox() -> None:
     """See and retry the callback inbox."""
     settings = _runtime().settings
-    configure_logging(settings.log_level, [settings.zzy_sign_key.get_secret_value()])
+    configure_logging(
+        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
+    )
 
 
 def _runtime() -> Any:

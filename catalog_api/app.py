@@ -5,20 +5,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Response, jsonify
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from catalog_api import auth, changes, health, metrics, openapi, products
+from catalog_api import auth, changes, docs, health, metrics, openapi, products
 from catalog_api.context import ApiState, close_session
-from catalog_api.params import BadParameter
+from catalog_api.params import MAX_WAIT_S, BadParameter
 from catalog_api.queries import GapClock
+from catalog_api.waiting import ChangeWatcher
 from models.db import ensure_schema, make_engine, make_session_factory
-from worker.settings import ReadApiSettings, load_settings
+from worker.logs import configure_logging
+from worker.settings import ConfigError, ReadApiSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+# How long a client should wait before retrying when the database is down.
+RETRY_AFTER_S = 5
 
 # How long a hole in the change feed must persist, while writers are busy, before the feed
 # treats it as a rollback and passes it (see ``queries.changes_after``).
@@ -30,38 +40,60 @@ def create_app(
     *,
     clock: Callable[[], datetime] | None = None,
     change_settle: timedelta = DEFAULT_CHANGE_SETTLE,
+    change_wait_cap_s: float = MAX_WAIT_S,
 ) -> Flask:
-    """Build the app; ``settings`` default to the environment (``load_settings``)."""
-    settings = settings or load_settings(ReadApiSettings)
+    """Build the app; ``settings`` default to the environment (``load_settings``).
+
+    Raises ``ConfigError`` when no token is set and anonymous access was not asked for.
+    """
+    if settings is None:
+        settings = load_settings(ReadApiSettings)
+        token = settings.catalog_api_token
+        configure_logging(
+            settings.log_level, [token.get_secret_value()] if token else [], settings.log_format
+        )
+    if settings.catalog_api_token is None and not settings.catalog_api_anonymous:
+        raise ConfigError(auth.ANONYMOUS_REFUSED)
     engine = make_engine(settings.database_url)
-    if engine.dialect.name == "sqlite":
-        # The embedded default sets itself up on first use, as the worker does.
-        ensure_schema(engine)
+    ensure_schema(engine)  # once across processes (a lock); quick when already at head
+    sessions = make_session_factory(engine)
     app = Flask(__name__)
     registry = CollectorRegistry(auto_describe=True)
     app.extensions["catalog_api"] = ApiState(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         registry=registry,
         clock=clock or (lambda: datetime.now(UTC)),
         change_settle=change_settle,
         gaps=GapClock(),
+        watcher=ChangeWatcher(sessions),
+        change_wait_cap_s=change_wait_cap_s,
     )
     token = settings.catalog_api_token
     auth.init_app(app, token.get_secret_value() if token else None)
-    metrics.init_app(app, registry)
-    for module in (products, changes, openapi, health, metrics):
+    metrics.init_app(app, registry, multiprocess=settings.prometheus_multiproc_dir is not None)
+    for module in (products, changes, openapi, health, metrics, docs):
         app.register_blueprint(module.bp)
     app.teardown_appcontext(close_session)
     app.register_error_handler(BadParameter, _bad_parameter)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DBAPIError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     return app
 
 
 def error(status: int, code: str, message: str) -> tuple[Response, int]:
     """The one error shape: ``{"error": code, "message": message}``."""
     return jsonify({"error": code, "message": message}), status
+
+
+def _database_unavailable(exc: Exception) -> tuple[Response, int]:
+    """A database outage is the service being unavailable (503, retry), not a server bug."""
+    log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+    body, status = error(503, "database_unavailable", "the database is unavailable; retry later")
+    body.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return body, status
 
 
 def _bad_parameter(exc: BadParameter) -> tuple[Response, int]:

@@ -1,4 +1,5 @@
-"""Optional bearer token: when configured, every route but ``/healthz`` requires it."""
+"""The bearer token: every route but the open ones (health, readiness, the docs page) requires
+it. Serving without one takes an explicit ``CATALOG_API_ANONYMOUS=true``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import hmac
 
 from flask import Flask, Response, jsonify, request
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs"})
+OPEN_PREFIXES = ("/docs/static/",)
+
+ANONYMOUS_REFUSED = (
+    "CATALOG_API_TOKEN: not set: set a token (clients send Authorization: Bearer <token>), "
+    "or CATALOG_API_ANONYMOUS=true to serve without one"
+)
 
 
 def init_app(app: Flask, token: str | None) -> None:
@@ -17,7 +24,7 @@ def init_app(app: Flask, token: str | None) -> None:
 
     @app.before_request
     def _require_token() -> tuple[Response, int] | None:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
             return None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):

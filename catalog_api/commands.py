@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import click
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @click.command("api")
@@ -21,5 +30,12 @@ def api(host: str, port: int) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     secrets = [settings.catalog_api_token.get_secret_value()] if settings.catalog_api_token else []
-    configure_logging(settings.log_level, secrets)
-    run_simple(host, port, create_app(settings), threaded=True)
+    configure_logging(settings.log_level, secrets, settings.log_format)
+    if settings.catalog_api_token is None and not is_loopback(host):
+        raise click.ClickException(
+            "CATALOG_API_ANONYMOUS: anonymous access is allowed only on a loopback address: "
+            "set CATALOG_API_TOKEN to serve other hosts"
+        )
+    app = create_app(settings)  # ConfigError without a token (one line, from the CLI group)
+    click.echo(f"catalog read API listening on http://{host}:{port} (docs: /docs)")
+    run_simple(host, port, app, threaded=True)

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.queries import GapClock
+from catalog_api.waiting import ChangeWatcher
 from worker.settings import ReadApiSettings
 
 
@@ -26,6 +27,8 @@ class ApiState:
     clock: Callable[[], datetime]
     change_settle: timedelta
     gaps: GapClock
+    watcher: ChangeWatcher
+    change_wait_cap_s: float = 60.0
 
 
 def state() -> ApiState:

@@ -1,5 +1,10 @@
 """Prometheus metrics on a per-app registry: catalog figures read from the database at scrape
-time, and this process's request counts and latencies."""
+time, and request counts and latencies.
+
+Under gunicorn (``PROMETHEUS_MULTIPROC_DIR`` set, see ``worker.gunicorn_conf``) the request
+metrics are prometheus_client's multiprocess kind: every worker writes its own file and a
+scrape, whichever worker answers it, sums them all.
+"""
 
 from __future__ import annotations
 
@@ -33,21 +38,28 @@ def scrape() -> Response:
     return Response(generate_latest(state().registry), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, registry: CollectorRegistry) -> None:
+def init_app(app: Flask, registry: CollectorRegistry, *, multiprocess: bool = False) -> None:
     """Register the catalog collector and per-request instrumentation on ``registry``."""
     api_state = app.extensions["catalog_api"]
     registry.register(CatalogCollector(api_state.sessions, api_state.clock))
+    own: CollectorRegistry | None = registry
+    if multiprocess:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        # Reads every worker's files at each scrape.
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        own = None  # this process's values go to its file, not to the scrape registry
     requests_total = Counter(
         "catalog_api_requests",
         "Requests answered, by route and status.",
         ["route", "status"],
-        registry=registry,
+        registry=own,
     )
     latency = Histogram(
         "catalog_api_request_duration_seconds",
         "Time to answer a request, by route.",
         ["route"],
-        registry=registry,
+        registry=own,
     )
 
     @app.before_request

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from catalog_api.params import DEFAULT_LIMIT, MAX_CALENDAR_DAYS, MAX_ID, MAX_LIMIT
+from catalog_api.params import DEFAULT_LIMIT, MAX_CALENDAR_DAYS, MAX_ID, MAX_LIMIT, MAX_WAIT_S
 from catalog_api.representations import PRODUCT_FIELDS
 
 bp = Blueprint("openapi", __name__)
@@ -84,6 +84,7 @@ def _json(ref: str) -> dict[str, Any]:
 ERRORS = {
     "400": {"description": "a parameter is malformed or out of range", "content": _json("Error")},
     "401": {"description": "the bearer token is missing or wrong", "content": _json("Error")},
+    "503": {"description": "the database is unavailable; retry later", "content": _json("Error")},
 }
 NOT_FOUND = {"404": {"description": "no such product", "content": _json("Error")}}
 ETAG_HEADER = {
@@ -219,10 +220,18 @@ def document() -> dict[str, Any]:
                         "may commit later is never passed: a page stops before a hole in the "
                         "sequence until no writer is in flight or the hole has persisted for the "
                         "settle delay (10 s by default), so a consumer neither misses nor "
-                        "repeats a change. has_more is true when the page is full."
+                        "repeats a change. has_more is true when the page is full. With wait, "
+                        "an empty answer is held until a change past after commits (answered "
+                        "within about a second of the commit) or wait seconds pass."
                     ),
                     "parameters": [
                         _query("after", ID, "the last seq already read (next_after); 0 by default"),
+                        _query(
+                            "wait",
+                            {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_S, "default": 0},
+                            f"long-poll: seconds to wait for a change when there is none yet "
+                            f"(at most {MAX_WAIT_S})",
+                        ),
                         _query(
                             "limit",
                             limit,
@@ -245,6 +254,20 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         "401": ERRORS["401"],
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness: the database answers; never needs the token",
+                    "security": [{}],
+                    "responses": {
+                        "200": {"description": "ready", "content": _json("Health")},
+                        "503": {
+                            "description": "the database is unavailable",
+                            "content": _json("Error"),
+                        },
                     },
                 }
             },

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_WAIT_S = 60
 MAX_CALENDAR_DAYS = 366
 MAX_ID = 2**63 - 1
 
@@ -42,6 +43,16 @@ def parse_limit(raw: str | None) -> int:
     value = _parse_int("limit", raw)
     if not 1 <= value <= MAX_LIMIT:
         raise BadParameter(f"limit must be between 1 and {MAX_LIMIT}")
+    return value
+
+
+def parse_wait(raw: str | None) -> int:
+    """Long-poll seconds, 0 (no wait) to ``MAX_WAIT_S``."""
+    if raw is None:
+        return 0
+    value = _parse_int("wait", raw)
+    if value > MAX_WAIT_S:
+        raise BadParameter(f"wait must be between 0 and {MAX_WAIT_S}")
     return value
 
 

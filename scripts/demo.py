@@ -159,6 +159,7 @@ def notifications(env: dict[str, str], admin: httpx.Client, ids: list[int]) -> N
         **env,
         "BROKER_DB_URL": f"sqlite:///{WORK / 'broker.db'}",
         "PRODUCT_NOTICE_COALESCE_S": "1",
+        "CATALOG_API_ANONYMOUS": "true",  # a loopback demo; set CATALOG_API_TOKEN for real use
     }
     cli = str(BIN / "catalog-sync")
     processes = [

@@ -13,16 +13,31 @@ worker holds at most one message per process, so the ordering is not lost in a p
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
+import os
+import signal
 import threading
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery.beat import PersistentScheduler
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    setup_logging,
+    worker_init,
+    worker_process_init,
+)
 
-from worker.logs import MaskingFilter
+from worker.logs import MaskingFilter, configure_logging
 from worker.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 QUEUE = "catalog-sync"
 URGENT_PRIORITY = 0
@@ -33,7 +48,11 @@ REDIS_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
     "queue_order_strategy": "priority",
     "visibility_timeout": 3600,
+    # A half-open connection must fail a publish, not hang it (and wedge the enqueue pool).
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 2.0,
 }
+BEAT_STANDBY_POLL_S = 5.0
 
 
 def broker_url(settings: Settings) -> str:
@@ -50,7 +69,15 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
     if settings.redis_url is None:
         from models.db import make_engine
 
-        make_engine(settings.broker_db_url).dispose()  # makes the broker file's folder
+        try:
+            make_engine(settings.broker_db_url).dispose()  # makes the broker file's folder
+        except OSError as exc:
+            from worker.startup import StartupError
+
+            raise StartupError(
+                f"BROKER_DB_URL: cannot create the folder for {settings.broker_db_url} "
+                f"({exc.strerror}): point it at a writable path"
+            ) from None
     app.conf.update(
         task_default_queue=queue,
         task_default_priority=ROLLING_PRIORITY,
@@ -82,6 +109,7 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
             },
         },
         timezone="UTC",
+        beat_scheduler="worker.celery_app:SingleBeatScheduler",
     )
     app.conf.catalog_settings = settings
     global _app
@@ -102,9 +130,87 @@ def get_app() -> Celery:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "app":
-        return get_app()
+    if name == "app":  # ``celery -A worker.celery_app``: a bad setting is one line, not a traceback
+        from worker.startup import or_exit
+
+        return or_exit(get_app)
     raise AttributeError(name)
+
+
+def _settings_of_app() -> Settings | None:
+    settings: Settings | None = getattr(get_app().conf, "catalog_settings", None)
+    return settings
+
+
+def _configure_logging(**_: Any) -> None:
+    """Worker and beat log like every other process: LOG_LEVEL, LOG_FORMAT, masked."""
+    settings = _settings_of_app()
+    if settings is None:  # pragma: no cover - every app here is made by create_celery
+        configure_logging()
+        return
+    configure_logging(
+        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
+    )
+
+
+def _check_services(**_: Any) -> None:
+    """Before the worker forks or beat ticks: the database at head, Redis or the broker file."""
+    from worker.startup import check_services, or_exit
+
+    settings = _settings_of_app()
+    if settings is not None:
+        or_exit(lambda: check_services(settings))
+
+
+def _become_the_only_beat(**_: Any) -> None:
+    """One beat schedules; a second one started anywhere stands by until the first is gone."""
+    from worker.locks import beat_lock, lock_dir_for
+    from worker.startup import or_exit, redis_client
+
+    _check_services()
+    settings = _settings_of_app()
+    if settings is None:  # pragma: no cover
+        return
+    redis_url = settings.redis_url
+    client = or_exit(lambda: redis_client(redis_url)) if redis_url is not None else None
+
+    def lost() -> None:  # another beat may be scheduling now: stop, the supervisor restarts us
+        log.critical("beat lock lost: stopping this beat")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    lock = beat_lock(client, lock_dir_for(settings.database_url), on_lost=lost)
+    announced = False
+    while not or_exit(lock.acquire):
+        if not announced:
+            log.warning("another beat holds the beat lock: standing by until it stops")
+            announced = True
+        time.sleep(BEAT_STANDBY_POLL_S)
+    _held_locks.append(lock)  # held for the life of the process
+    atexit.register(lock.release)  # a standby takes over at once, not after the TTL
+    log.info("this beat holds the beat lock and schedules")
+
+
+_held_locks: list[Any] = []
+
+
+class SingleBeatScheduler(PersistentScheduler):  # type: ignore[misc]
+    """Celery's file-backed scheduler, made only after the start-up checks pass and this beat
+    holds the beat lock (so a failure is one line, and a second beat stands by)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _become_the_only_beat()
+        filename = kwargs.get("schedule_filename")
+        if filename:
+            Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        super().setup_schedule()
+        # A new install makes its first product pass at once, not an interval after beat starts.
+        entry = self.schedule.get("product-pass")
+        if entry is not None and entry.total_run_count == 0:
+            entry.last_run_at = entry.default_now() - timedelta(days=1)
+            self.sync()
 
 
 def _fresh_runtime_after_fork(**_: Any) -> None:
@@ -124,5 +230,8 @@ def _mask_logger_handlers(logger: logging.Logger, **_: Any) -> None:
 
 
 worker_process_init.connect(_fresh_runtime_after_fork, weak=False)
+setup_logging.connect(_configure_logging, weak=False)
+worker_init.connect(_check_services, weak=False)
+
 after_setup_logger.connect(_mask_logger_handlers, weak=False)
 after_setup_task_logger.connect(_mask_logger_handlers, weak=False)

@@ -4,6 +4,8 @@ so ``catalog-sync sandbox`` never imports Celery and ``--help`` stays fast."""
 from __future__ import annotations
 
 import importlib
+import os
+from typing import Any
 
 import click
 
@@ -16,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "web": "callbacks.commands:web",
     "inbox": "callbacks.commands:inbox",
     "api": "catalog_api.commands:api",
+    "doctor": "worker.doctor:doctor",
 }
 
 
@@ -33,8 +36,30 @@ class LazyGroup(click.Group):
             raise TypeError(f"{target} is not a click command")
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Configuration and infrastructure failures end in one ``Error:`` line, not a traceback."""
+        from worker.startup import debug_requested, explain
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            message = explain(exc)
+            if message is None or debug_requested():
+                raise
+            raise click.ClickException(message) from None
+
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="catalog-sync")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="CATALOG_SYNC_DEBUG",
+    help="Show tracebacks instead of one-line errors.",
+)
+def main(debug: bool) -> None:
     """Keep a distributor's local copy of the ticket supplier's catalog exact and fresh."""
+    if debug:
+        os.environ["CATALOG_SYNC_DEBUG"] = "true"  # seen by the commands' own error handling

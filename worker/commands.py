@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
 
 from worker.logs import configure_logging
-from worker.settings import ConfigError, Settings, load_settings
+from worker.settings import ConfigError, ReadApiSettings, Settings, load_settings
+
+# ``status`` exits with this when the last pass failed or prices are older than PRICE_MAX_AGE.
+EXIT_UNHEALTHY = 2
 
 
-class _DatabaseOnly(BaseSettings):
-    """The one setting ``db upgrade`` needs, read like ``Settings`` reads it."""
+class _LocalOnly(ReadApiSettings):
+    """What the local-database commands (``db``, ``status``) need: no supplier secrets."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
-    database_url: str = Settings.model_fields["database_url"].default
-    log_level: str = Settings.model_fields["log_level"].default
+    price_max_age: timedelta = Settings.model_fields["price_max_age"].default
+    zzy_sign_key: SecretStr | None = None  # not needed; masked in logs if the environment has it
+
+    @field_validator("price_max_age", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
+        return value
 
 
 def _settings() -> Settings:
@@ -27,8 +38,20 @@ def _settings() -> Settings:
         settings: Settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    configure_logging(settings.log_level, [settings.zzy_sign_key.get_secret_value()])
+    configure_logging(
+        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
+    )
     return settings
+
+
+def _local() -> _LocalOnly:
+    try:
+        only = load_settings(_LocalOnly)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    secrets = [s.get_secret_value() for s in (only.zzy_sign_key, only.catalog_api_token) if s]
+    configure_logging(only.log_level, secrets, only.log_format)
+    return only
 
 
 @click.group()
@@ -37,20 +60,87 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option(
+    "--revision", default="head", show_default=True, help="Migrate up to this revision only."
+)
 def db_upgrade(revision: str) -> None:
-    """Apply migrations (SQLite also does this itself on first use)."""
-    from models.db import make_engine, upgrade
+    """Apply migrations, once, under a lock (every process also does this at start-up)."""
+    from models.db import (
+        current_revisions,
+        ensure_schema,
+        is_at_or_above,
+        make_engine,
+        migration_lock,
+        upgrade,
+    )
 
-    only = _DatabaseOnly()  # upgrading needs no supplier settings (nor knows the sign key)
-    configure_logging(only.log_level)
-    database_url = only.database_url
-    engine = make_engine(database_url)
+    engine = make_engine(_local().database_url)  # no supplier settings (nor the sign key)
+    shown = engine.url.render_as_string(hide_password=True)
     try:
-        upgrade(engine, revision)
+        if revision == "head":
+            ensure_schema(engine)
+        elif _known(engine, revision) and is_at_or_above(engine, revision):
+            current = ", ".join(sorted(current_revisions(engine)))
+            if current != revision:
+                click.echo(
+                    f"database at {shown} is at {current}, past {revision}: nothing done "
+                    f"(to go back: catalog-sync db downgrade --revision {revision})"
+                )
+                return
+        else:
+            with migration_lock(engine):
+                upgrade(engine, revision)
+        current = ", ".join(sorted(current_revisions(engine)))
     finally:
         engine.dispose()
-    click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
+    click.echo(f"database at {shown} is at {current}")
+
+
+@db.command("downgrade")
+@click.option("--revision", required=True, help="Undo migrations down to this revision.")
+def db_downgrade(revision: str) -> None:
+    """Undo migrations (for going back to an older release)."""
+    from models.db import current_revisions, downgrade, make_engine, migration_lock
+
+    engine = make_engine(_local().database_url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        _known(engine, revision)
+        with migration_lock(engine):
+            downgrade(engine, revision)
+        current = ", ".join(sorted(current_revisions(engine))) or "base"
+    finally:
+        engine.dispose()
+    click.echo(f"database at {shown} is at {current}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """The database's revision and this version's head."""
+    from models.db import current_revisions, head_revisions, make_engine
+
+    engine = make_engine(_local().database_url)
+    try:
+        current = ", ".join(sorted(current_revisions(engine))) or "none"
+        head = ", ".join(sorted(head_revisions(engine)))
+    finally:
+        engine.dispose()
+    click.echo(f"current: {current}\nhead: {head}")
+
+
+def _known(engine: Any, revision: str) -> bool:
+    """True for a revision this version has; a ClickException listing them otherwise."""
+    from models.db import script_directory
+
+    if revision == "base":
+        return True
+    script = script_directory(engine)
+    known = [r.revision for r in script.walk_revisions()]
+    if revision not in known:
+        raise click.ClickException(
+            f"no migration {revision!r}: known revisions are {', '.join(sorted(known))}"
+        )
+    return True
 
 
 # Exit codes of ``sync`` (also in its --help and the README).
@@ -85,6 +175,10 @@ def sync(prices: str, product_id: int | None) -> None:
     from worker.runtime import build_runtime
 
     settings = _settings()
+    if settings.redis_url is not None:  # before anything changes: the pass lock lives there
+        from worker.startup import check_redis
+
+        check_redis(settings.redis_url)
     runtime = build_runtime(settings)
     console = Console(stderr=True)
     progress = Progress(
@@ -180,21 +274,32 @@ def _price_targets(sessions: Any, prices: str, changed: list[int]) -> list[int]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """The last runs, counts and price freshness."""
-    from models.db import ensure_schema, make_engine, make_session_factory
-    from worker.status import collect_status
+    from sqlalchemy.engine import make_url
 
-    database_url = _settings().database_url
-    engine = make_engine(database_url)
+    from models.db import ensure_schema, make_engine, make_session_factory
+    from worker.status import collect_status, problems
+
+    local = _local()
+    url = make_url(local.database_url)
+    is_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if is_file and not Path(url.database or "").exists():  # a read-only command never creates one
+        raise click.ClickException(
+            f"DATABASE_URL: no database at {url.database}: point DATABASE_URL at the "
+            "catalog's database, or create it with `catalog-sync db upgrade`"
+        )
+    engine = make_engine(local.database_url)
     try:
-        if engine.dialect.name == "sqlite":
-            ensure_schema(engine)
+        ensure_schema(engine, migrate=False)
         report = collect_status(make_session_factory(engine))
     finally:
         engine.dispose()
+    report["problems"] = problems(report, local.price_max_age)
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
-        return
-    _print_status(report)
+        click.echo(json.dumps(report, indent=2, default=str, ensure_ascii=False))
+    else:
+        _print_status(report)
+    if report["problems"]:
+        sys.exit(EXIT_UNHEALTHY)
 
 
 def _print_status(report: dict[str, Any]) -> None:
@@ -247,3 +352,5 @@ def _print_status(report: dict[str, Any]) -> None:
             )
         )
     console.print(table)
+    for problem in report.get("problems", []):
+        console.print(f"[bold red]problem:[/] {problem}")

@@ -1,4 +1,5 @@
-"""One product pass at a time: a Redis lock with expiry across workers, a file lock when embedded.
+"""One product pass at a time (and one beat): a Redis lock renewed while held, or a file lock
+beside the embedded database, which every process on the machine shares.
 
 Both are non-blocking: a pass that finds the lock held is skipped, not queued behind it.
 """
@@ -7,21 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import logging
 import os
-import uuid
-from collections.abc import Iterator
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
 import redis
+from redis.exceptions import LockError
+
+log = logging.getLogger(__name__)
 
 PASS_LOCK_KEY = "catalog-sync:lock:product-pass"
-
-# Delete the key only if it still holds our token (an expired lock may belong to another pass).
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+BEAT_LOCK_KEY = "catalog-sync:lock:beat"
 
 
 class PassLock(Protocol):
@@ -33,25 +35,63 @@ class PassLock(Protocol):
 
 
 class RedisLock:
-    """``SET NX PX`` with a random token; expires by itself if its holder dies."""
+    """redis-py's ``Lock`` (token, expiry, owner-only release), renewed every third of its TTL.
+
+    A holder that dies stops renewing and the lock expires after ``ttl_s``; a holder that lives
+    keeps it however long its work runs. ``on_lost`` is called if a renewal finds the lock gone.
+    """
 
     def __init__(
-        self, client: redis.Redis, key: str = PASS_LOCK_KEY, *, ttl_s: float = 900.0
+        self,
+        client: redis.Redis,
+        key: str = PASS_LOCK_KEY,
+        *,
+        ttl_s: float = 60.0,
+        renew: bool = True,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
-        self._client = client
+        self._lock = client.lock(key, timeout=ttl_s, blocking=False, thread_local=False)
         self._key = key
-        self._ttl_ms = int(ttl_s * 1000)
-        self._token = uuid.uuid4().hex
-        self._held = False
+        self._interval = ttl_s / 3
+        self._renew = renew
+        self._on_lost = on_lost
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     def acquire(self) -> bool:
-        self._held = bool(self._client.set(self._key, self._token, nx=True, px=self._ttl_ms))
-        return self._held
+        if not self._lock.acquire(blocking=False):
+            return False
+        if self._renew:
+            self._stop.clear()
+            self._renewer = threading.Thread(
+                target=self._keep, name=f"renew {self._key}", daemon=True
+            )
+            self._renewer.start()
+        return True
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._lock.reacquire()
+            except LockError:
+                log.error("lock %s was lost (expired or taken over)", self._key)
+                if self._on_lost is not None:
+                    self._on_lost()
+                return
+            except redis.RedisError as exc:  # try again next time, the TTL still runs
+                log.warning("lock %s not renewed: %s", self._key, type(exc).__name__)
 
     def release(self) -> None:
-        if self._held:
-            self._client.eval(_RELEASE_LUA, 1, self._key, self._token)
-            self._held = False
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
+        try:
+            self._lock.release()
+        except LockError:
+            pass  # expired (and maybe taken by another holder): nothing of ours to free
+        except redis.RedisError as exc:  # it expires by itself; the work's result still counts
+            log.warning("lock %s not released: %s", self._key, type(exc).__name__)
 
 
 class FileLock:
@@ -79,11 +119,20 @@ class FileLock:
             self._file = None
 
 
-def pass_lock(client: redis.Redis | None, lock_dir: Path, *, ttl_s: float = 900.0) -> PassLock:
+def pass_lock(client: redis.Redis | None, lock_dir: Path, *, ttl_s: float = 60.0) -> PassLock:
     """The lock for this deployment: Redis when there is one, else a file in ``lock_dir``."""
     if client is not None:
         return RedisLock(client, ttl_s=ttl_s)
     return FileLock(lock_dir / f"product-pass-{os.getuid()}.lock")
+
+
+def beat_lock(
+    client: redis.Redis | None, lock_dir: Path, *, on_lost: Callable[[], None] | None = None
+) -> PassLock:
+    """The lock that makes one beat the scheduler; the others stand by."""
+    if client is not None:
+        return RedisLock(client, BEAT_LOCK_KEY, ttl_s=30.0, on_lost=on_lost)
+    return FileLock(lock_dir / f"beat-{os.getuid()}.lock")
 
 
 @contextlib.contextmanager
@@ -98,8 +147,10 @@ def holding(lock: PassLock) -> Iterator[bool]:
 
 
 def lock_dir_for(database_url: str) -> Path:
-    """Where embedded-mode lock files live: beside the SQLite file, else ``var``."""
+    """Where embedded-mode locks and the rate budget live: beside the SQLite file, else (another
+    database without Redis) a per-user folder named after the database, whatever the cwd."""
     prefix = "sqlite:///"
     if database_url.startswith(prefix) and ":memory:" not in database_url:
-        return Path(database_url[len(prefix) :]).parent
-    return Path("var")
+        return Path(database_url[len(prefix) :].split("?")[0]).resolve().parent
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"catalog-sync-{os.getuid()}" / digest

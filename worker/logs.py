@@ -53,10 +53,27 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def make_formatter(log_format: str = "text") -> logging.Formatter:
+    """``text``: one readable line; ``json``: one JSON object per line (time, level, logger, message)."""
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        return JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(
+    level: str = "INFO", secrets: Iterable[str] = (), log_format: str = "text"
+) -> None:
     """Root handler on stderr with the masking filter on the handler (so child loggers pass it)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(make_formatter(log_format))
     handler.addFilter(MaskingFilter(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):
@@ -65,5 +82,5 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     handler._catalog_sync = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "werkzeug"):
+    for noisy in ("httpx", "httpcore", "werkzeug", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import ensure_schema, make_engine, make_session_factory
 from worker.client import SupplierClient
-from worker.ratelimit import RateLimiter, RedisRateLimiter, TokenBucket
+from worker.locks import lock_dir_for
+from worker.ratelimit import FileRateLimiter, RateLimiter, RedisRateLimiter
 from worker.settings import Settings, load_settings
+from worker.startup import REDIS_TIMEOUTS
 
 RATE_LIMIT_KEY = "catalog-sync:supplier-rate"
 
@@ -39,21 +41,24 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
-    """Connect everything ``settings`` names. SQLite upgrades its schema on first use."""
+    """Connect everything ``settings`` names, bringing the schema to head (once, under a lock)."""
     engine = make_engine(settings.database_url)
-    if upgrade_schema and engine.dialect.name == "sqlite":
+    if upgrade_schema:
         ensure_schema(engine)
     client: redis.Redis | None = None
     limiter: RateLimiter
     if settings.redis_url:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = redis.Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)
         limiter = RedisRateLimiter(
             client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst
         )
     else:
-        limiter = TokenBucket(settings.supplier_rate_limit, settings.supplier_burst)
+        # Embedded: one budget for every process on this machine (see ``FileRateLimiter``).
+        limiter = FileRateLimiter(
+            lock_dir_for(settings.database_url) / "supplier-rate.state",
+            settings.supplier_rate_limit,
+            settings.supplier_burst,
+        )
     supplier = SupplierClient.from_settings(settings, rate_limiter=limiter)
     return Runtime(settings, engine, make_session_factory(engine), supplier, client, limiter)
 

@@ -6,14 +6,18 @@ so that process is never handed the supplier's sign key.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from worker.transient import TransientRule
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(Exception):
@@ -28,7 +32,43 @@ class ReadApiSettings(BaseSettings):
     database_url: str = "sqlite:///var/catalog.db"
     price_window_days: int = Field(default=60, ge=1, le=366)
     catalog_api_token: SecretStr | None = None
+    catalog_api_anonymous: bool = False
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # Set by the gunicorn configuration for prometheus_client's multiprocess mode.
+    prometheus_multiproc_dir: str | None = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+        return value.upper()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL (e.g. sqlite:///var/catalog.db or "
+                "postgresql+psycopg://user@host/db)"
+            ) from None
+        return value
+
+    @field_validator("catalog_api_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
 
 class Settings(ReadApiSettings):
@@ -38,6 +78,7 @@ class Settings(ReadApiSettings):
     zzy_base_url: str
     zzy_partner_id: int = Field(gt=0)
     zzy_sign_key: SecretStr
+    zzy_allow_http: bool = False
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
     supplier_rate_limit: float = Field(
@@ -64,6 +105,7 @@ class Settings(ReadApiSettings):
     deauthorize_max_share: float = Field(default=0.2, ge=0, le=1)
 
     # Callbacks.
+    callback_url: str | None = None  # the notify URL the supplier posts to (doctor probes it)
     callback_path: str = "/callbacks/zzy"
     callback_public_path: str | None = None
     callback_tolerance_s: int = Field(default=300, ge=1)
@@ -107,10 +149,40 @@ class Settings(ReadApiSettings):
             return float(value)
         return value
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("redis_url", "callback_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("broker_db_url")
+    @classmethod
+    def _broker_db_url(cls, value: str) -> str:
+        return cls._database_url(value)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _https_unless_loopback(self) -> Settings:
+        """The sign key must not cross a network in clear text: https, or a loopback host."""
+        parts = urlsplit(self.zzy_base_url)
+        if parts.scheme == "https" or self.zzy_allow_http or _is_loopback(parts.hostname):
+            return self
+        raise ValueError(
+            "ZZY_BASE_URL must be https:// (http:// only for a loopback host, "
+            "or with ZZY_ALLOW_HTTP=true)"
+        )
 
     @property
     def callback_signing_path(self) -> str:
@@ -131,7 +203,18 @@ class Settings(ReadApiSettings):
         return self.redis_url is not None
 
 
-S = TypeVar("S", bound=ReadApiSettings)
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_settings(kind: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
@@ -141,7 +224,13 @@ def load_settings(kind: type[S] = Settings, **overrides: Any) -> S:  # type: ign
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            if not error["loc"]:  # a rule across fields names its variables itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            name = str(error["loc"][0]).upper()
             message = "is required" if error["type"] == "missing" else error["msg"]
-            problems.append(f"{name}: {message}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+            problems.append(f"{name}: {str(message).removeprefix('Value error, ')}")
+        hint = ""
+        if any(error["type"] == "missing" for error in exc.errors()):
+            hint = " (set them in the environment; honcho also reads a .env file)"
+        raise ConfigError("invalid configuration: " + "; ".join(problems) + hint) from None

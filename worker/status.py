@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -92,3 +92,19 @@ def collect_status(
         "last_run": _run_json(last_products) if last_products is not None else None,
         "runs": [_run_json(run) for run in recent],
     }
+
+
+def problems(report: dict[str, Any], price_max_age: timedelta) -> list[str]:
+    """Why ``status`` is unhealthy: the last product pass did not end ok, or prices are stale."""
+    found = []
+    last = report.get("last_run")
+    if last is not None and last["outcome"] != "ok":
+        reason = f": {last['error']}" if last.get("error") else ""
+        found.append(f"the last product pass (run {last['id']}) ended {last['outcome']}{reason}")
+    age = report.get("prices", {}).get("oldest_refresh_age_s")
+    if age is not None and age > price_max_age.total_seconds():
+        found.append(
+            f"the oldest prices are {age:.0f} s old, older than PRICE_MAX_AGE "
+            f"({price_max_age.total_seconds():.0f} s)"
+        )
+    return found

@@ -26,6 +26,7 @@ def api_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "redis_url": None,
         "price_window_days": 30,
+        "catalog_api_anonymous": True,  # the token rule has its own tests
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

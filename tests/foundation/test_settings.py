@@ -80,6 +80,7 @@ def test_the_read_api_needs_no_supplier_secrets(env: pytest.MonkeyPatch, tmp_pat
     for name in REQUIRED:
         env.delenv(name)
     env.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
+    env.setenv("CATALOG_API_ANONYMOUS", "true")
     settings = load_settings(ReadApiSettings)
     assert not hasattr(settings, "zzy_sign_key")
     app = create_app()

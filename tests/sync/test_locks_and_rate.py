@@ -56,7 +56,7 @@ def test_two_concurrent_product_passes_cannot_both_run(
 def test_redis_lock_expires_and_a_late_release_does_not_free_the_next_holder(
     redis_client: redis.Redis,
 ) -> None:
-    first = RedisLock(redis_client, "test:lock", ttl_s=0.2)
+    first = RedisLock(redis_client, "test:lock", ttl_s=0.2, renew=False)  # a holder that died
     second = RedisLock(redis_client, "test:lock", ttl_s=5)
     assert first.acquire() and not second.acquire()
     time.sleep(0.3)
@@ -66,6 +66,15 @@ def test_redis_lock_expires_and_a_late_release_does_not_free_the_next_holder(
     assert not RedisLock(redis_client, "test:lock").acquire()
     second.release()
     assert RedisLock(redis_client, "test:lock").acquire()
+
+
+def test_a_live_redis_lock_holder_keeps_the_lock_past_its_ttl(redis_client: redis.Redis) -> None:
+    holder = RedisLock(redis_client, "test:renewed", ttl_s=0.3)
+    assert holder.acquire()
+    time.sleep(1.0)  # three TTLs: only renewal keeps it
+    assert not RedisLock(redis_client, "test:renewed").acquire()
+    holder.release()
+    assert RedisLock(redis_client, "test:renewed", renew=False).acquire()
 
 
 def test_file_lock_admits_one_holder(tmp_path: Path) -> None:
