@@ -125,7 +125,7 @@ def test_the_transient_rule_is_configuration(page_total: dict[str, object]) -> N
 
 
 def test_settings_read_the_rule_and_refuse_a_bad_range(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {"ZZY_BASE_URL": "http://x", "ZZY_PARTNER_ID": "1", "ZZY_SIGN_KEY": "k"}
+    env = {"ZZY_BASE_URL": "http://127.0.0.1:9", "ZZY_PARTNER_ID": "1", "ZZY_SIGN_KEY": "k"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SUPPLIER_TRANSIENT_CODES", "429,500-599")
