@@ -427,7 +427,17 @@ def _no_vouchers_as_none(value: Any) -> Any:
     return value
 
 
+def _not_a_bool(value: Any) -> Any:
+    """``true`` is not an order id or a count (pydantic's lax mode would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
 VoucherCodes = Annotated[list[Str], BeforeValidator(_no_vouchers_as_empty_list)]
+NoticeInt32 = Annotated[Int32, BeforeValidator(_not_a_bool)]
+NoticeInt64 = Annotated[Int64, BeforeValidator(_not_a_bool)]
+OptNoticeInt32 = Annotated[NoticeInt32 | None, BeforeValidator(_blank_to_none)]
 
 
 class NotifyHeader(SupplierModel):
@@ -455,8 +465,8 @@ class Notification(SupplierModel):
 class ProductNotice(SupplierModel):
     """``order_product_notify``: Status 0 off shelf, 1 on shelf, 2 details changed, 3 prices changed."""
 
-    product_id: Int64 = Field(alias="ProductId")
-    status: Literal[0, 1, 2, 3] = Field(alias="Status")
+    product_id: NoticeInt64 = Field(alias="ProductId")
+    status: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_not_a_bool)] = Field(alias="Status")
 
 
 class TicketVouchers(SupplierModel):
@@ -470,23 +480,23 @@ class TicketNotice(SupplierModel):
     """``order_ticket_notify``: tickets issued (TicketStatus 1) or failed (2)."""
 
     origin_order_id: OptStr = Field(default=None, alias="OriginOrderId")
-    order_id: Int64 = Field(alias="OrderId")
+    order_id: NoticeInt64 = Field(alias="OrderId")
     voucher_code: Annotated[TicketVouchers | None, BeforeValidator(_no_vouchers_as_none)] = Field(
         default=None, alias="VoucherCode"
     )
-    ticket_status: Int32 = Field(alias="TicketStatus")
+    ticket_status: NoticeInt32 = Field(alias="TicketStatus")
 
 
 class RedemptionNotice(SupplierModel):
     """``order_verify_notify``: tickets redeemed at the gate."""
 
-    ticket_status: OptInt32 = Field(default=None, alias="TicketStatus")
+    ticket_status: OptNoticeInt32 = Field(default=None, alias="TicketStatus")
     origin_order_id: OptStr = Field(default=None, alias="OriginOrderId")
-    order_id: Int64 = Field(alias="OrderId")
+    order_id: NoticeInt64 = Field(alias="OrderId")
     voucher_code: VoucherCodes = Field(default_factory=list, alias="VoucherCode")
-    order_total: Int32 = Field(alias="OrderTotal", ge=0)
-    checked_number: Int32 = Field(alias="CheckedNumber", ge=0)
-    voucher_type: OptInt32 = Field(default=None, alias="VoucherType")
+    order_total: NoticeInt32 = Field(alias="OrderTotal", ge=0)
+    checked_number: NoticeInt32 = Field(alias="CheckedNumber", ge=0)
+    voucher_type: OptNoticeInt32 = Field(default=None, alias="VoucherType")
 
     @model_validator(mode="after")
     def _plausible(self) -> RedemptionNotice:
@@ -501,9 +511,9 @@ class RedemptionNotice(SupplierModel):
 class RefundNotice(SupplierModel):
     """``order_refund_notify``: a refund reviewed; empty ``RefundApplyNo`` = not one we applied for."""
 
-    order_id: Int64 = Field(alias="OrderId")
+    order_id: NoticeInt64 = Field(alias="OrderId")
     refund_apply_no: OptStr = Field(default=None, alias="RefundApplyNo")
-    refund_status: Int32 = Field(alias="RefundStatus")  # 1 approved, 2 rejected
+    refund_status: NoticeInt32 = Field(alias="RefundStatus")  # 1 approved, 2 rejected
     refund_reason: OptStr = Field(default=None, alias="RefundReason")
     voucher_code: VoucherCodes = Field(default_factory=list, alias="VoucherCode")
 
