@@ -417,7 +417,7 @@ def test_invalid_rows_are_replayed_after_a_fix(
         assert len(json.loads(listed.output)) == 2
         still = cli.invoke(main, ["inbox", "replay", str(rows(sessions)[0].id)])
         assert still.exit_code == 0 and "still invalid" in still.output
-    one, other = rows(sessions)
+    one, _other = rows(sessions)
     replayed = CliRunner().invoke(main, ["inbox", "replay", str(one.id)])
     assert replayed.exit_code == 0 and f"inbox {one.id} pending again" in replayed.output
     everything = CliRunner().invoke(main, ["inbox", "replay", "--status", "invalid"])
