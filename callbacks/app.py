@@ -6,13 +6,14 @@ and ``GET /healthz`` (200 when the database answers, else 503).
 The route checks the signature headers before it reads a byte of the body, reads the body
 bounded in size and time, then hands off: ``intake.classify`` decides what the body is,
 ``intake.store_notification`` commits it (pending, invalid or held) and the enqueuer publishes
-pending rows after the commit. Refusals close the connection, so an unread body is never
-drained by the server.
+pending rows after the commit. A refusal before the body is read stops reading the
+connection, so the server never drains that body at the client's pace.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import socket
 import time
@@ -22,7 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
@@ -39,6 +40,7 @@ from callbacks.intake import (
     Stored,
     check_headers,
     classify,
+    raw_text,
     store_notification,
 )
 from models.base import utcnow
@@ -73,6 +75,20 @@ class Intake:
         elif stored.status == InboxStatus.HELD:
             log.warning("inbox %s held: signature reused with another body", stored.inbox_id)
         return stored
+
+    def store_or_keep_raw(self, delivery: Delivery, body: bytes, partner_id: int) -> Stored:
+        """Store the classified body; if the database refuses a value in it (the input, not
+        the database: a resend would fail alike), keep it as invalid raw text instead."""
+        verdict = classify(body, partner_id)
+        try:
+            return self.store(delivery, verdict)
+        except DataError:
+            kept = Invalid(
+                "a value does not fit the database",
+                hashlib.sha256(body).hexdigest(),
+                raw_body=raw_text(body),
+            )
+            return self.store(delivery, kept)
 
 
 def intake_engine(url: str) -> Engine:
@@ -173,7 +189,7 @@ def build_blueprint(callback_path: str) -> Blueprint:
             log.warning("callback rejected (%s): %s", body.code, body.message)
             return _reply(body, body_unread=True)
         try:
-            stored = intake.store(delivery, classify(body, settings.zzy_partner_id))
+            stored = intake.store_or_keep_raw(delivery, body, settings.zzy_partner_id)
         except (SQLAlchemyError, OSError) as exc:
             log.error("callback not stored, answered 503: %s", type(exc).__name__)
             return _reply(UNAVAILABLE)

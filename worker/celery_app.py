@@ -33,6 +33,10 @@ REDIS_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
     "queue_order_strategy": "priority",
     "visibility_timeout": 3600,
+    # A half-open Redis connection must fail a publish, not hold the callback receiver's
+    # enqueue slot forever (the relay re-queues what was not published).
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
 }
 
 

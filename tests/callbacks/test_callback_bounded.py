@@ -351,3 +351,25 @@ def test_slow_body_clients_do_not_delay_a_concurrent_valid_notice(
             client.close()
         process.terminate()
         process.communicate(timeout=15)
+
+
+def test_callback_tasks_have_time_limits_inside_the_claim_lease() -> None:
+    from callbacks.tasks import follow_up_refresh, process_inbox
+
+    for task in (process_inbox, follow_up_refresh):
+        assert 0 < task.soft_time_limit < task.time_limit < LEASE_S
+
+
+def test_worker_sessions_on_postgresql_bound_statements_and_lock_waits(pg_url: str) -> None:
+    from sqlalchemy import text
+
+    from worker.runtime import build_runtime
+
+    runtime = build_runtime(make_settings("http://127.0.0.1:9", pg_url))
+    try:
+        with runtime.sessions() as session:
+            statement = session.execute(text("SHOW statement_timeout")).scalar()
+            lock = session.execute(text("SHOW lock_timeout")).scalar()
+    finally:
+        runtime.close()
+    assert (statement, lock) == ("1min", "10s")

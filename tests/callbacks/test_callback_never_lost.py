@@ -523,3 +523,18 @@ def test_a_failed_trailing_refresh_is_retried_until_it_succeeds(
     assert run(sessions, trailing, catalog, coalescer, window_s=0.2).state == "done"
     assert catalog.calls == [("prices", 9, None)] * 2
     assert rows(sessions)[1].status == "done"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_value_the_database_still_refuses_is_kept_as_raw_text_not_refused(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the sanitizing ever to miss something, the request is still stored (as text)."""
+    monkeypatch.setattr("callbacks.intake.storable", lambda value: value)
+    with serving(app) as url:
+        reply = deliver(url, envelope("order_refund_notify", {**REFUND, "RefundReason": "a\x00b"}))
+    assert reply.status_code == 200 and reply.json() == SUCCESS
+    (row,) = rows(sessions)
+    assert (row.status, row.reason) == ("invalid", "a value does not fit the database")
+    assert row.raw_body and "RefundReason" in row.raw_body
+    assert sent.ids == []
