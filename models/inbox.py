@@ -1,7 +1,8 @@
 """The callback inbox: every verified notification, committed before the supplier is answered.
 
-``dedupe_key`` (unique) makes a resent notification land once; ``inbox_signatures`` is the
-replay cache: a signature seen once may only ever carry the same body.
+``dedupe_key`` (unique) makes a repeated delivery land once; ``inbox_signatures`` is the
+replay cache: the body each signature was first seen with, so an order notice arriving under
+a known signature with another body is stored ``held`` instead of applied.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class InboxMessage(Base):
 
 
 class InboxSignature(Base):
-    """The replay cache: a decoded signature and the body it first came with."""
+    """The replay cache: a decoded signature and the dedupe key of the body it first came with."""
 
     __tablename__ = "inbox_signatures"
 
