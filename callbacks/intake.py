@@ -55,6 +55,7 @@ from worker.payloads import (
     Notification,
     ProductNotice,
     RefundNotice,
+    UnreadableNumber,
     loads_notice_json,
 )
 from worker.signing import verify_request
@@ -234,8 +235,7 @@ def _json_error(exc: Exception) -> str:
         return f"{exc.msg} at character {exc.pos}"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    known = ("number out of range", "is not JSON")
-    return str(exc)[:100] if any(k in str(exc) for k in known) else type(exc).__name__
+    return str(exc)[:100] if isinstance(exc, UnreadableNumber) else type(exc).__name__
 
 
 def _decoded_inner_body(data: dict[str, Any]) -> dict[str, Any] | None:

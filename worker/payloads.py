@@ -379,6 +379,10 @@ MAX_NUMBER_DIGITS = 40
 MAX_EXPONENT = 40
 
 
+class UnreadableNumber(ValueError):
+    """A number in a callback body that no column holds and that is costly to convert."""
+
+
 def _bounded_float(text: str) -> Decimal:
     value = Decimal(text)
     exponent = value.as_tuple().exponent
@@ -388,18 +392,18 @@ def _bounded_float(text: str) -> Decimal:
         or abs(exponent) > MAX_EXPONENT
         or value.adjusted() > MAX_EXPONENT
     ):
-        raise ValueError("number out of range")
+        raise UnreadableNumber("number out of range")
     return value
 
 
 def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
-        raise ValueError("number out of range")
+        raise UnreadableNumber("number out of range")
     return int(text)
 
 
 def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not JSON")
+    raise UnreadableNumber(f"{text} is not JSON")
 
 
 def loads_notice_json(text: str) -> Any:
