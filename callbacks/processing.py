@@ -195,28 +195,32 @@ def run_follow_up(
     window_s: float,
     max_attempts: int = 5,
     secrets: Iterable[str] = (),
+    lease_s: float = LEASE_S,
     retry_base_s: float = RETRY_BASE_S,
 ) -> str:
     """The trailing refresh of a coalesced product notice (never re-applies a shelf status).
 
-    Marks the scheduling row done when the refresh succeeds; when it fails, records the
-    failure on the row (still pending), so the relay retries it and it is tracked to success.
+    Takes an attempt on the scheduling row like any claim (so a trailing refresh that kills its
+    worker is bounded too), marks the row done when the refresh succeeds, and records the
+    failure otherwise (the row stays pending), so the relay retries it until it succeeds.
     """
     with sessions.begin() as session:
         row = session.get(InboxMessage, inbox_id)
-        found = None if row is None else (row.service_name, row.payload, row.status, row.attempts)
-    if found is None or found[0] != "order_product_notify":
+        service = None if row is None else row.service_name
+    if service != "order_product_notify":
         return "nothing to refresh"
-    if found[2] != InboxStatus.PENDING:
-        return f"nothing to do: the row is {found[2]}"
-    notice = ProductNotice.model_validate(found[1])
+    claimed = _claim(sessions, inbox_id, max_attempts, lease_s)
+    if isinstance(claimed, Outcome):
+        return f"nothing to do: {claimed.detail}"
+    _, payload, attempts = claimed
+    notice = ProductNotice.model_validate(payload)
     coalescer.restart(_coalesce_key(notice), window_s)
     try:
         _refresh(notice, catalog)
     except Exception as exc:
         error = mask(f"trailing refresh: {type(exc).__name__}: {exc}", secrets)[:500]
         _record_failure(
-            sessions, inbox_id, error, found[3], max_attempts, retry_base_s=retry_base_s
+            sessions, inbox_id, error, attempts, max_attempts, retry_base_s=retry_base_s
         )
         log.warning("inbox %s: %s", inbox_id, error)
         return "trailing refresh failed; the relay retries it"

@@ -111,6 +111,7 @@ def _follow_up_refresh(inbox_id: int) -> str:
         window_s=settings.product_notice_coalesce_s,
         max_attempts=settings.inbox_max_attempts,
         secrets=[settings.zzy_sign_key.get_secret_value()],
+        lease_s=LEASE_S,
         retry_base_s=STALE_AFTER_S,
     )
 

@@ -514,7 +514,7 @@ def test_a_failed_trailing_refresh_is_retried_until_it_succeeds(
     with sessions.begin() as session:
         plan = plan_relay(
             session,
-            now=utcnow() + timedelta(minutes=3),
+            now=utcnow() + timedelta(minutes=5),  # two attempts made: a 4-minute back-off
             stale_after_s=60,
             max_attempts=5,
             signature_ttl_s=600,
@@ -522,7 +522,7 @@ def test_a_failed_trailing_refresh_is_retried_until_it_succeeds(
     assert plan.requeue == [trailing]
     assert run(sessions, trailing, catalog, coalescer, window_s=0.2).state == "done"
     assert catalog.calls == [("prices", 9, None)] * 2
-    assert rows(sessions)[1].status == "done"
+    assert (rows(sessions)[1].status, rows(sessions)[1].attempts) == ("done", 3)
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -538,3 +538,29 @@ def test_a_value_the_database_still_refuses_is_kept_as_raw_text_not_refused(
     assert (row.status, row.reason) == ("invalid", "a value does not fit the database")
     assert row.raw_body and "RefundReason" in row.raw_body
     assert sent.ids == []
+
+
+def test_a_trailing_refresh_takes_an_attempt_so_it_is_bounded_too(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    coalescer, down = LocalCoalescer(), FakeCatalog(fail=True)
+    with serving(app) as url:
+        for _ in range(2):
+            deliver(url, envelope("order_product_notify", {"ProductId": 9, "Status": 3}))
+    leading, trailing = sent.ids
+    run(sessions, leading, FakeCatalog(), coalescer, window_s=0.1, max_attempts=3)
+    run(sessions, trailing, FakeCatalog(), coalescer, window_s=0.1, max_attempts=3)
+    outcomes = [
+        run_follow_up(
+            sessions,
+            trailing,
+            catalog=down.port(),
+            coalescer=coalescer,
+            window_s=0.1,
+            max_attempts=3,
+        )
+        for _ in range(4)
+    ]
+    assert [o.startswith("nothing to do") for o in outcomes] == [False, False, True, True]
+    assert len(down.calls) == 2
+    assert (rows(sessions)[1].status, rows(sessions)[1].attempts) == ("failed", 3)
