@@ -64,31 +64,42 @@ def test_sample_is_committed_then_acknowledged_with_the_exact_envelope(
 
 
 def _rejections() -> list[Any]:
-    now = int(time.time() * 1000)
+    # Headers are made when the test runs: a timestamp taken at collection ages with the suite.
     good = envelope("order_product_notify", {"ProductId": 1, "Status": 2})
+
+    def at(offset_ms: int) -> Any:
+        return lambda: signed(timestamp_ms=int(time.time() * 1000) + offset_ms)
+
     cases = [
-        ("bad-signature", good, signed(key="not-the-key"), 401, 4010, "signature does not match"),
-        ("missing-headers", good, {"Content-Type": "application/json"}, 401, 4010, "missing"),
-        ("wrong-partner-header", good, signed(partner_id=1234), 403, 4030, "PartnerId"),
-        ("stale", good, signed(timestamp_ms=now - 400_000), 401, 4011, "window"),
-        ("future", good, signed(timestamp_ms=now + 400_000), 401, 4011, "window"),
+        ("bad-signature", good, lambda: signed(key="not-the-key"), 401, 4010, "does not match"),
+        (
+            "missing-headers",
+            good,
+            lambda: {"Content-Type": "application/json"},
+            401,
+            4010,
+            "missing",
+        ),
+        ("wrong-partner-header", good, lambda: signed(partner_id=1234), 403, 4030, "PartnerId"),
+        ("stale", good, at(-400_000), 401, 4011, "window"),
+        ("future", good, at(400_000), 401, 4011, "window"),
     ]
     return [pytest.param(*case[1:], id=case[0]) for case in cases]
 
 
-@pytest.mark.parametrize(("payload", "headers", "status", "code", "words"), _rejections())
+@pytest.mark.parametrize(("payload", "make_headers", "status", "code", "words"), _rejections())
 def test_authentication_failures_are_refused_and_store_nothing(
     app: Flask,
     sessions: sessionmaker[Session],
     sent: Sent,
     payload: Any,
-    headers: dict[str, str],
+    make_headers: Any,
     status: int,
     code: int,
     words: str,
 ) -> None:
     body = payload if isinstance(payload, bytes) else encode(payload)
-    reply = app.test_client().post(PATH, data=body, headers=headers)
+    reply = app.test_client().post(PATH, data=body, headers=make_headers())
     assert reply.status_code == status
     data = reply.get_json()
     assert data["IsSuccess"] is False and data["Code"] == code

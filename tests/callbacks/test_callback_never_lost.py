@@ -16,7 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from callback_helpers import ID_NUMBER, MOBILE, PATH, SAMPLES, Sent, envelope, serving, signed
+from callback_helpers import (
+    ID_NUMBER,
+    MOBILE,
+    PATH,
+    SAMPLES,
+    Sent,
+    Stamps,
+    envelope,
+    serving,
+    signed,
+)
 from click.testing import CliRunner
 from flask import Flask
 from hypothesis import HealthCheck, given
@@ -38,7 +48,7 @@ from worker.runtime import build_runtime, set_runtime
 
 pytestmark = pytest.mark.timeout(180)
 
-_stamps = itertools.count(int(time.time() * 1000))
+_stamps = Stamps()
 
 
 def body_of(payload: Any) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from datetime import datetime, timedelta
@@ -10,7 +9,17 @@ from typing import Any
 
 import pytest
 import redis
-from callback_helpers import ID_NUMBER, MOBILE, PATH, SAMPLES, Sent, encode, envelope, signed
+from callback_helpers import (
+    ID_NUMBER,
+    MOBILE,
+    PATH,
+    SAMPLES,
+    Sent,
+    Stamps,
+    encode,
+    envelope,
+    signed,
+)
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,7 +57,7 @@ class FakeCatalog:
         )
 
 
-_stamps = itertools.count(int(time.time() * 1000))
+_stamps = Stamps()
 
 
 def receive(app: Flask, service: str, body: dict[str, Any], sent: Sent) -> int:
