@@ -161,9 +161,9 @@ def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[f
     last_stamp = [0]
 
     def next_stamp() -> int:
-        # The signature covers PartnerId + Timestamp + path, not the body: two notices signed in
-        # the same millisecond share it, and the replay cache refuses the second (the supplier
-        # resends it). A supplier sends one at a time; give each request its own millisecond.
+        # The signature covers PartnerId + Timestamp + path, not the body: two order notices
+        # signed in the same millisecond share it, and the second is held for an operator.
+        # A supplier sends one at a time; give each request its own millisecond.
         with lock:
             last_stamp[0] = max(int(time.time() * 1000), last_stamp[0] + 1)
             return last_stamp[0]

@@ -3,13 +3,19 @@
 Routes: ``POST {CALLBACK_PATH}`` (default ``/callbacks/zzy``; codes in ``callbacks.intake``)
 and ``GET /healthz`` (200 when the database answers, else 503).
 
-The route only reads (bounded), checks and hands off: ``intake.check_notification`` decides,
-``intake.store_notification`` commits, and the enqueuer publishes after the commit.
+The route checks the signature headers before it reads a byte of the body, reads the body
+bounded in size and time, then hands off: ``intake.classify`` decides what the body is,
+``intake.store_notification`` commits it (pending, invalid or held) and the enqueuer publishes
+pending rows after the commit. A refusal before the body is read stops reading the
+connection, so the server never drains that body at the client's pace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,19 +29,23 @@ from werkzeug.exceptions import HTTPException
 
 from callbacks.enqueue import Enqueuer
 from callbacks.intake import (
-    REPLAYED,
     SUCCESS,
     TOO_LARGE,
+    TOO_SLOW,
     UNAVAILABLE,
-    UNSTORABLE,
-    Accepted,
+    Delivery,
+    Invalid,
+    Notice,
     Rejection,
-    ReplayedSignature,
-    check_notification,
+    Stored,
+    check_headers,
+    classify,
+    raw_text,
     store_notification,
 )
 from models.base import utcnow
 from models.db import ensure_schema, make_engine, make_session_factory
+from models.inbox import InboxStatus
 from worker.logs import configure_logging
 from worker.settings import Settings, load_settings
 
@@ -54,14 +64,31 @@ class Intake:
     enqueue: Callable[[int], bool]
     now_ms: Callable[[], int]
 
-    def store(self, accepted: Accepted) -> int | None:
-        """Commit the notification; return the inbox id when it is new (to enqueue)."""
+    def store(self, delivery: Delivery, verdict: Notice | Invalid) -> Stored:
+        """Commit the request; the caller enqueues it when it is new and pending."""
         with self.sessions.begin() as session:
-            stored = store_notification(session, accepted, utcnow())
-        if stored.is_new:
-            return stored.inbox_id
-        log.info("duplicate notification acknowledged (inbox %s)", stored.inbox_id)
-        return None
+            stored = store_notification(session, delivery, verdict, utcnow())
+        if not stored.is_new:
+            log.info("duplicate delivery acknowledged (inbox %s)", stored.inbox_id)
+        elif isinstance(verdict, Invalid):
+            log.warning("inbox %s stored as invalid: %s", stored.inbox_id, verdict.reason)
+        elif stored.status == InboxStatus.HELD:
+            log.warning("inbox %s held: signature reused with another body", stored.inbox_id)
+        return stored
+
+    def store_or_keep_raw(self, delivery: Delivery, body: bytes, partner_id: int) -> Stored:
+        """Store the classified body; if the database refuses a value in it (the input, not
+        the database: a resend would fail alike), keep it as invalid raw text instead."""
+        verdict = classify(body, partner_id)
+        try:
+            return self.store(delivery, verdict)
+        except DataError:
+            kept = Invalid(
+                "a value does not fit the database",
+                hashlib.sha256(body).hexdigest(),
+                raw_body=raw_text(body),
+            )
+            return self.store(delivery, kept)
 
 
 def intake_engine(url: str) -> Engine:
@@ -131,8 +158,20 @@ def _intake() -> Intake:
     return intake
 
 
-def _reply(rejection: Rejection) -> tuple[Response, int]:
+def _reply(rejection: Rejection, *, body_unread: bool = False) -> tuple[Response, int]:
+    if body_unread:
+        _stop_reading()
     return jsonify(rejection.envelope()), rejection.status
+
+
+def _stop_reading() -> None:
+    """Refuse the rest of a body we chose not to read: the server would otherwise drain it,
+    at the client's pace, before the connection's next request (gunicorn keeps it alive)."""
+    sock = _client_socket()
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
 
 
 def build_blueprint(callback_path: str) -> Blueprint:
@@ -142,34 +181,28 @@ def build_blueprint(callback_path: str) -> Blueprint:
     def receive() -> tuple[Response, int]:
         intake = _intake()
         settings = intake.settings
-        body = _read_bounded(settings.callback_max_body)
-        if body is None:
-            return _reply(TOO_LARGE)
-        verdict = check_notification(
+        delivery = check_headers(
             dict(request.headers.items()),
-            body,
             partner_id=settings.zzy_partner_id,
             sign_key=settings.zzy_sign_key.get_secret_value(),
             api_path=settings.callback_signing_path,
             now_ms=intake.now_ms(),
             tolerance_ms=settings.callback_tolerance_s * 1000,
         )
-        if isinstance(verdict, Rejection):
-            log.warning("callback rejected (%s): %s", verdict.code, verdict.message)
-            return _reply(verdict)
+        if isinstance(delivery, Rejection):
+            log.warning("callback rejected (%s): %s", delivery.code, delivery.message)
+            return _reply(delivery, body_unread=request.content_length != 0)
+        body = _read_bounded(settings.callback_max_body, settings.callback_body_timeout_s)
+        if isinstance(body, Rejection):
+            log.warning("callback rejected (%s): %s", body.code, body.message)
+            return _reply(body, body_unread=True)
         try:
-            new_id = intake.store(verdict)
-        except ReplayedSignature:
-            log.warning("callback rejected (%s): %s", REPLAYED.code, REPLAYED.message)
-            return _reply(REPLAYED)
-        except DataError:  # the input, not the database: a resend would fail the same way
-            log.warning("callback rejected (%s): %s", UNSTORABLE.code, UNSTORABLE.message)
-            return _reply(UNSTORABLE)
+            stored = intake.store_or_keep_raw(delivery, body, settings.zzy_partner_id)
         except (SQLAlchemyError, OSError) as exc:
             log.error("callback not stored, answered 503: %s", type(exc).__name__)
             return _reply(UNAVAILABLE)
-        if new_id is not None:
-            intake.enqueue(new_id)
+        if stored.is_new and stored.status == InboxStatus.PENDING:
+            intake.enqueue(stored.inbox_id)
         return jsonify(SUCCESS), 200
 
     @bp.get("/healthz")
@@ -184,26 +217,57 @@ def build_blueprint(callback_path: str) -> Blueprint:
     return bp
 
 
-def _read_bounded(limit: int) -> bytes | None:
-    """The body, or ``None`` when it exceeds ``limit`` (declared or chunked); never reads past it."""
+def _client_socket() -> socket.socket | None:
+    """The connection's socket where the server exposes it (gunicorn, werkzeug)."""
+    for key in ("gunicorn.socket", "werkzeug.socket"):
+        candidate = request.environ.get(key)
+        if isinstance(candidate, socket.socket):
+            return candidate
+    return None
+
+
+def _read_bounded(limit: int, timeout_s: float) -> bytes | Rejection:
+    """The body, or why not: larger than ``limit`` (declared or chunked; never read past it), or
+    not all there within ``timeout_s`` (a slow client holds a thread that long, no longer)."""
     declared = request.content_length
     if declared is not None and declared > limit:
-        return None
+        return TOO_LARGE
     stream = request.environ.get("wsgi.input")
     if stream is None or (declared is None and not request.environ.get("wsgi.input_terminated")):
         return b""
+    sock = _client_socket()
+    previous = sock.gettimeout() if sock is not None else None
+    deadline = time.monotonic() + timeout_s
     chunks: list[bytes] = []
     size = 0
-    while size <= limit:
-        wanted = limit + 1 - size if declared is None else min(declared - size, limit + 1 - size)
-        if wanted <= 0:
-            break
-        chunk = stream.read(wanted)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return None if size > limit else b"".join(chunks)
+    try:
+        while size <= limit:
+            wanted = (
+                limit + 1 - size if declared is None else min(declared - size, limit + 1 - size)
+            )
+            if wanted <= 0:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return TOO_SLOW
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = stream.read(min(wanted, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except Exception:  # a timeout, a reset, the server's own "no more data"
+        return TOO_SLOW
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
+    if size > limit:
+        return TOO_LARGE
+    if declared is not None and size < declared:
+        return TOO_SLOW  # the client closed before sending what it declared
+    return b"".join(chunks)
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:

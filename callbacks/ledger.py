@@ -8,8 +8,16 @@ status is the review received last; redemption counts never move backwards; refu
 redeemed vouchers are unions. A notice for an unknown order creates its row.
 
 Receipt order stands in for the supplier's event order because the contract carries no
-event time: a notice the supplier resends (after a 503, or a 409 for a shared signature)
-gets a new, higher inbox id and so counts as later than one sent after it.
+event time: a notice the supplier resends (after a 503) gets a new, higher inbox id and so
+counts as later than one sent after it.
+
+Every applied notice also leaves an ``order_events`` row: what it said and what it changed
+(before and after), so an operator can see what a bad notice did and correct it, instead of
+reading a running maximum alone. ``implausibility`` runs first: a notice that contradicts the
+ledger (another origin order for this order, or this origin order on another order) is
+marked invalid and changes nothing. Refunds are idempotent per refund batch (``RefundApplyNo``
+and review status) and per voucher (refunded vouchers are a union); refunds without an apply
+number are distinguished only by their delivery, so each one is a row.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from callbacks.sql import insert_ignore
 from models.base import utcnow
-from models.orders import Order, OrderRefund
-from worker.logs import mask_id_card, mask_mobile
+from models.orders import Order, OrderEvent, OrderRefund
+from worker.logs import mask, mask_id_card, mask_mobile
 from worker.payloads import RedemptionNotice, RefundNotice, TicketNotice
 
 
@@ -64,7 +72,9 @@ def _union(existing: list[Any], new: list[str]) -> list[Any]:
 def record_ticket(session: Session, notice: TicketNotice, inbox_id: int) -> Order:
     """Tickets issued (1) or failed (2), with vouchers; unless a later-received notice set them."""
     order = order_for(session, notice.order_id, notice.origin_order_id)
+    before = _snapshot(order, _TICKET_FIELDS)
     if order.ticket_inbox_id is not None and order.ticket_inbox_id > inbox_id:
+        _record_event(session, order, inbox_id, "ticket", notice, before, note="older notice")
         return order
     order.ticket_inbox_id = inbox_id
     order.ticket_status = notice.ticket_status
@@ -82,6 +92,7 @@ def record_ticket(session: Session, notice: TicketNotice, inbox_id: int) -> Orde
                 }
                 for v in vouchers.order_user_vouchers
             ]
+    _record_event(session, order, inbox_id, "ticket", notice, before)
     return order
 
 
@@ -91,9 +102,10 @@ def _masked_mobile(value: str | None) -> str | None:
     return mask_mobile(value)
 
 
-def record_redemption(session: Session, notice: RedemptionNotice) -> Order:
+def record_redemption(session: Session, notice: RedemptionNotice, inbox_id: int) -> Order:
     """Gate redemptions: ``CheckedNumber`` of ``OrderTotal``; a late, lower count changes nothing."""
     order = order_for(session, notice.order_id, notice.origin_order_id)
+    before = _snapshot(order, _REDEMPTION_FIELDS)
     if notice.checked_number >= order.checked_number:
         order.checked_number = notice.checked_number
         order.order_total = notice.order_total
@@ -102,21 +114,36 @@ def record_redemption(session: Session, notice: RedemptionNotice) -> Order:
     elif order.order_total is None:
         order.order_total = notice.order_total
     order.redeemed_vouchers = _union(order.redeemed_vouchers, list(notice.voucher_code))
+    _record_event(session, order, inbox_id, "redemption", notice, before)
     return order
 
 
 def record_refund(session: Session, notice: RefundNotice, inbox_id: int) -> Order:
-    """A refund review (approved 1 / rejected 2), kept as its own row; once per inbox row."""
+    """A refund review (approved 1 / rejected 2), kept as its own row; once per inbox row and
+    once per refund batch and status (a batch notified again adds nothing)."""
     order = order_for(session, notice.order_id)
+    before = _snapshot(order, _REFUND_FIELDS)
+    apply_no = (notice.refund_apply_no or "").strip() or None
+    repeated = apply_no is not None and session.scalar(
+        select(OrderRefund.id).where(
+            OrderRefund.supplier_order_id == notice.order_id,
+            OrderRefund.refund_apply_no == apply_no,
+            OrderRefund.refund_status == notice.refund_status,
+            OrderRefund.inbox_id != inbox_id,
+        )
+    )
+    if repeated:
+        _record_event(session, order, inbox_id, "refund", notice, before, note="batch seen")
+        return order
     added = None is not insert_ignore(
         session,
         OrderRefund,
         {
             "supplier_order_id": notice.order_id,
             "inbox_id": inbox_id,
-            "refund_apply_no": (notice.refund_apply_no or "").strip() or None,
+            "refund_apply_no": apply_no,
             "refund_status": notice.refund_status,
-            "refund_reason": (notice.refund_reason or "").strip() or None,
+            "refund_reason": mask((notice.refund_reason or "").strip()) or None,
             "voucher_codes": list(notice.voucher_code),
             "is_supplier_forced": notice.is_supplier_forced,
             "received_at": utcnow(),
@@ -130,4 +157,77 @@ def record_refund(session: Session, notice: RefundNotice, inbox_id: int) -> Orde
         .order_by(OrderRefund.inbox_id.desc())
         .limit(1)
     )
+    _record_event(session, order, inbox_id, "refund", notice, before)
     return order
+
+
+def implausibility(session: Session, notice: Any) -> str | None:
+    """Why an order notice contradicts the ledger, or ``None``: checked before it is applied.
+
+    The notice's own counts are checked by its model (``CheckedNumber`` <= ``OrderTotal``,
+    neither negative); here, its ``OriginOrderId`` against the ledger rows that already exist.
+    """
+    origin = (getattr(notice, "origin_order_id", None) or "").strip()
+    if not origin:
+        return None
+    known = session.scalar(
+        select(Order.origin_order_id).where(Order.supplier_order_id == notice.order_id)
+    )
+    if known and known != origin:
+        return f"OriginOrderId differs from the ledger's for OrderId {notice.order_id}"
+    other = session.scalar(
+        select(Order.supplier_order_id).where(
+            Order.origin_order_id == origin, Order.supplier_order_id != notice.order_id
+        )
+    )
+    if other is not None:
+        return f"OriginOrderId already belongs to OrderId {other}, not {notice.order_id}"
+    return None
+
+
+_TICKET_FIELDS = ("ticket_status", "order_voucher_code", "visitor_vouchers", "ticket_inbox_id")
+_REDEMPTION_FIELDS = ("checked_number", "order_total", "voucher_type", "redeemed_vouchers")
+_REFUND_FIELDS = ("refund_status", "refunded_vouchers")
+
+
+def _snapshot(order: Order, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: _plain(getattr(order, name)) for name in fields}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _record_event(
+    session: Session,
+    order: Order,
+    inbox_id: int,
+    kind: str,
+    notice: Any,
+    before: dict[str, Any],
+    *,
+    note: str | None = None,
+) -> None:
+    """One history row: what the notice said (personal data masked) and what it changed."""
+    after = _snapshot(order, tuple(before))
+    changed = {name: [before[name], after[name]] for name in before if before[name] != after[name]}
+    said = notice.model_dump(by_alias=True, mode="json")
+    vouchers = said.get("VoucherCode")
+    if isinstance(vouchers, dict):
+        for voucher in vouchers.get("OrderUserVouchers") or []:
+            voucher["IDCardNo"] = mask_id_card(voucher.get("IDCardNo"))
+            voucher["Mobile"] = _masked_mobile(voucher.get("Mobile"))
+    if isinstance(said.get("RefundReason"), str):
+        said["RefundReason"] = mask(said["RefundReason"])
+    effect: dict[str, Any] = {"notice": said, "changed": changed}
+    if note:
+        effect["note"] = note
+    session.add(
+        OrderEvent(
+            supplier_order_id=order.supplier_order_id,
+            inbox_id=inbox_id,
+            kind=kind,
+            effect=effect,
+            applied_at=utcnow(),
+        )
+    )

@@ -1,13 +1,23 @@
 """Applying inbox rows: plain functions taking their collaborators as arguments.
 
-A row is claimed (attempts + 1, committed, so a worker killed mid-way still counts), then
-applied. Order notices change the ledger in the same transaction that marks the row done, and
+A row is claimed (attempts + 1, committed, so a worker killed mid-way still counts, and a
+lease: ``next_attempt_at`` = now + ``lease_s``, the task's hard time limit and a margin),
+then applied. The claim itself is bounded: a row that has used ``max_attempts`` is not run
+again; once the last attempt's lease has run out (it died or was killed) the claim parks it
+as ``failed``, so a notice that crashes its worker cannot be redelivered forever, and a last
+attempt still running is never parked under it. A stored payload that no longer validates,
+and an order notice that contradicts the ledger (``ledger.implausibility``), become
+``invalid`` without touching the ledger. Order notices change the ledger in the same transaction that marks the row done, and
 that ``UPDATE ... WHERE status = 'pending'`` comes first, so two workers racing on one row
 apply it once. Product notices call the catalog sync (its own transactions; idempotent) and
 publish their trailing refresh (idempotent too) before the row is marked done: a publish
 that fails frees the trailing slot and leaves the row pending, and a retried product notice
-refreshes at once (an earlier attempt may have died holding the slot). A failure is recorded
-on the row (masked); the relay re-queues it and parks it as failed after ``max_attempts``.
+refreshes at once (an earlier attempt may have died holding the slot). A product notice whose
+refresh was coalesced into a trailing one stays pending (under a lease covering the delay)
+until that trailing refresh succeeds; if it fails the row is retried like any failure, so a
+failed trailing refresh is retried and tracked to success. A failure is recorded on the row
+(masked); the relay re-queues it when ``next_attempt_at`` comes, and after ``max_attempts``
+it is parked as failed.
 """
 
 from __future__ import annotations
@@ -15,13 +25,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks.coalesce import NOW, Coalescer
-from callbacks.ledger import record_redemption, record_refund, record_ticket
+from callbacks.intake import describe
+from callbacks.ledger import implausibility, record_redemption, record_refund, record_ticket
+from callbacks.relay import retry_delay_s
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
 from worker.logs import mask
@@ -51,10 +65,19 @@ class Catalog:
 FollowUp = Callable[[int, float], object]
 
 
+# How long a claimed attempt may run before the row counts as abandoned: the callback tasks'
+# hard time limit (callbacks.tasks) and a margin. A claim or the relay parks an exhausted row
+# only after this, so a slow last attempt is never parked under it.
+LEASE_S = 180.0
+# The first retry's wait; each further attempt doubles it (callbacks.relay.retry_delay_s).
+RETRY_BASE_S = 60.0
+GAVE_UP = "gave up: attempts used up and the last one never finished (worker lost or killed)"
+
+
 @dataclass(frozen=True)
 class Outcome:
     inbox_id: int
-    state: str  # done | skipped | retry | failed | missing
+    state: str  # done | scheduled | skipped | retry | failed | invalid
     detail: str = ""
     follow_up_s: float | None = None  # ``run_follow_up`` was published to run this much later
 
@@ -69,31 +92,49 @@ def process_message(
     max_attempts: int,
     follow_up: FollowUp,
     secrets: Iterable[str] = (),
+    lease_s: float = LEASE_S,
+    retry_base_s: float = RETRY_BASE_S,
 ) -> Outcome:
     """Apply one inbox row once. Never raises for a bad row; the outcome says what happened."""
-    row = _claim(sessions, inbox_id)
-    if row is None:
-        return Outcome(inbox_id, "skipped", "not pending (done, failed or unknown)")
-    service, payload, attempts = row
+    claimed = _claim(sessions, inbox_id, max_attempts, lease_s)
+    if isinstance(claimed, Outcome):
+        return claimed
+    service, payload, attempts = claimed
     try:
         notice = NOTICE_MODELS[service].model_validate(payload)
+    except (KeyError, ValidationError) as exc:
+        reason = "no longer valid: " + (
+            describe(exc) if isinstance(exc, ValidationError) else "unknown service"
+        )
+        with sessions.begin() as session:
+            _mark(session, inbox_id, InboxStatus.INVALID, reason=reason)
+        return Outcome(inbox_id, "invalid", reason)
+    try:
         if isinstance(notice, ProductNotice):
             detail, delay_s = apply_product_notice(
                 notice, catalog, coalescer, window_s, is_retry=attempts > 1
             )
             if delay_s is not None:
                 _publish_follow_up(follow_up, inbox_id, delay_s, coalescer, notice)
+                _extend_lease(sessions, inbox_id, delay_s + lease_s)
+                return Outcome(inbox_id, "scheduled", detail, delay_s)
             with sessions.begin() as session:
                 _mark_done(session, inbox_id)
-            return Outcome(inbox_id, "done", detail, delay_s)
+            return Outcome(inbox_id, "done", detail)
         with sessions.begin() as session:
             if not _mark_done(session, inbox_id):
                 return Outcome(inbox_id, "skipped", "applied by another worker")
+            problem = implausibility(session, notice)
+            if problem:
+                _mark(session, inbox_id, InboxStatus.INVALID, reason=problem)
+                return Outcome(inbox_id, "invalid", problem)
             apply_order_notice(session, notice, inbox_id)
         return Outcome(inbox_id, "done", service)
     except Exception as exc:
         error = mask(f"{type(exc).__name__}: {exc}", secrets)[:500]
-        parked = _record_failure(sessions, inbox_id, error, attempts, max_attempts)
+        parked = _record_failure(
+            sessions, inbox_id, error, attempts, max_attempts, retry_base_s=retry_base_s
+        )
         log.warning(
             "inbox %s (%s) attempt %s failed%s: %s",
             inbox_id,
@@ -152,16 +193,39 @@ def run_follow_up(
     catalog: Catalog,
     coalescer: Coalescer,
     window_s: float,
+    max_attempts: int = 5,
+    secrets: Iterable[str] = (),
+    lease_s: float = LEASE_S,
+    retry_base_s: float = RETRY_BASE_S,
 ) -> str:
-    """The trailing refresh of a coalesced product notice (never re-applies a shelf status)."""
+    """The trailing refresh of a coalesced product notice (never re-applies a shelf status).
+
+    Takes an attempt on the scheduling row like any claim (so a trailing refresh that kills its
+    worker is bounded too), marks the row done when the refresh succeeds, and records the
+    failure otherwise (the row stays pending), so the relay retries it until it succeeds.
+    """
     with sessions.begin() as session:
         row = session.get(InboxMessage, inbox_id)
-        payload = None if row is None else (row.service_name, row.payload)
-    if payload is None or payload[0] != "order_product_notify":
+        service = None if row is None else row.service_name
+    if service != "order_product_notify":
         return "nothing to refresh"
-    notice = ProductNotice.model_validate(payload[1])
+    claimed = _claim(sessions, inbox_id, max_attempts, lease_s)
+    if isinstance(claimed, Outcome):
+        return f"nothing to do: {claimed.detail}"
+    _, payload, attempts = claimed
+    notice = ProductNotice.model_validate(payload)
     coalescer.restart(_coalesce_key(notice), window_s)
-    _refresh(notice, catalog)
+    try:
+        _refresh(notice, catalog)
+    except Exception as exc:
+        error = mask(f"trailing refresh: {type(exc).__name__}: {exc}", secrets)[:500]
+        _record_failure(
+            sessions, inbox_id, error, attempts, max_attempts, retry_base_s=retry_base_s
+        )
+        log.warning("inbox %s: %s", inbox_id, error)
+        return "trailing refresh failed; the relay retries it"
+    with sessions.begin() as session:
+        _mark_done(session, inbox_id)
     return f"trailing refresh of product {notice.product_id}"
 
 
@@ -184,7 +248,7 @@ def apply_order_notice(session: Session, notice: Any, inbox_id: int) -> None:
     if isinstance(notice, TicketNotice):
         record_ticket(session, notice, inbox_id)
     elif isinstance(notice, RedemptionNotice):
-        record_redemption(session, notice)
+        record_redemption(session, notice, inbox_id)
     elif isinstance(notice, RefundNotice):
         record_refund(session, notice, inbox_id)
     else:  # pragma: no cover - NOTICE_MODELS and this function move together
@@ -192,18 +256,66 @@ def apply_order_notice(session: Session, notice: Any, inbox_id: int) -> None:
 
 
 def _claim(
-    sessions: sessionmaker[Session], inbox_id: int
-) -> tuple[str, dict[str, Any], int] | None:
+    sessions: sessionmaker[Session], inbox_id: int, max_attempts: int, lease_s: float
+) -> tuple[str, dict[str, Any], int] | Outcome:
+    """Take an attempt (committed before any work), or say why not; parks an exhausted row
+    whose last attempt's lease has run out."""
+    now = utcnow()
     with sessions.begin() as session:
         claimed = session.execute(
             update(InboxMessage)
-            .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
-            .values(attempts=InboxMessage.attempts + 1, updated_at=utcnow())
+            .where(
+                InboxMessage.id == inbox_id,
+                InboxMessage.status == InboxStatus.PENDING,
+                InboxMessage.attempts < max_attempts,
+            )
+            .values(
+                attempts=InboxMessage.attempts + 1,
+                updated_at=now,
+                next_attempt_at=now + timedelta(seconds=lease_s),
+            )
             .returning(InboxMessage.service_name, InboxMessage.payload, InboxMessage.attempts)
         ).first()
-    if claimed is None:
-        return None
-    return str(claimed[0]), dict(claimed[1]), int(claimed[2])
+        if claimed is not None:
+            return str(claimed[0]), dict(claimed[1]), int(claimed[2])
+        parked = session.execute(
+            update(InboxMessage)
+            .where(
+                InboxMessage.id == inbox_id,
+                InboxMessage.status == InboxStatus.PENDING,
+                InboxMessage.attempts >= max_attempts,
+                (InboxMessage.next_attempt_at.is_(None)) | (InboxMessage.next_attempt_at <= now),
+            )
+            .values(
+                status=InboxStatus.FAILED,
+                updated_at=now,
+                next_attempt_at=None,
+                last_error=func.coalesce(InboxMessage.last_error, GAVE_UP),
+            )
+            .returning(InboxMessage.id)
+        ).first()
+    if parked is not None:
+        log.warning("inbox %s parked as failed: %s", inbox_id, GAVE_UP)
+        return Outcome(inbox_id, "failed", GAVE_UP)
+    return Outcome(inbox_id, "skipped", "not pending, or its last attempt may still be running")
+
+
+def _extend_lease(sessions: sessionmaker[Session], inbox_id: int, seconds: float) -> None:
+    """Keep the relay off a row whose trailing refresh is scheduled (it reports back)."""
+    with sessions.begin() as session:
+        session.execute(
+            update(InboxMessage)
+            .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
+            .values(next_attempt_at=utcnow() + timedelta(seconds=seconds))
+        )
+
+
+def _mark(session: Session, inbox_id: int, status: str, *, reason: str) -> None:
+    session.execute(
+        update(InboxMessage)
+        .where(InboxMessage.id == inbox_id)
+        .values(status=status, reason=reason, updated_at=utcnow(), next_attempt_at=None)
+    )
 
 
 def _mark_done(session: Session, inbox_id: int) -> bool:
@@ -211,24 +323,40 @@ def _mark_done(session: Session, inbox_id: int) -> bool:
     result = session.execute(
         update(InboxMessage)
         .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
-        .values(status=InboxStatus.DONE, processed_at=now, updated_at=now, last_error=None)
+        .values(
+            status=InboxStatus.DONE,
+            processed_at=now,
+            updated_at=now,
+            last_error=None,
+            next_attempt_at=None,
+        )
         .returning(InboxMessage.id)
     )
     return result.first() is not None
 
 
 def _record_failure(
-    sessions: sessionmaker[Session], inbox_id: int, error: str, attempts: int, max_attempts: int
+    sessions: sessionmaker[Session],
+    inbox_id: int,
+    error: str,
+    attempts: int,
+    max_attempts: int,
+    *,
+    retry_base_s: float = RETRY_BASE_S,
 ) -> bool:
     parked = attempts >= max_attempts
+    now = utcnow()
     with sessions.begin() as session:
         session.execute(
             update(InboxMessage)
             .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
             .values(
                 last_error=error,
-                updated_at=utcnow(),
+                updated_at=now,
                 status=InboxStatus.FAILED if parked else InboxStatus.PENDING,
+                next_attempt_at=None
+                if parked
+                else now + timedelta(seconds=retry_delay_s(attempts, retry_base_s)),
             )
         )
     return parked

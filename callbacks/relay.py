@@ -1,10 +1,14 @@
 """The relay: find inbox rows not processed in time, park the hopeless, prune the replay cache.
 
-Run on beat (every minute). A pending row is re-queued once it has been left alone for
-``retry_delay_s(attempts)``: ``stale_after_s`` for a row never tried (a lost task, Redis down
-at intake), doubling with each attempt made, capped at ``max_delay_s``. Re-queueing stamps
-``updated_at``; a row no worker has claimed yet (workers away or backed up) waits as long
-again as it has already waited, so its re-queues double too instead of coming every tick. Rows that used up ``max_attempts`` are parked as failed for an operator
+Run on beat (every minute). Each pending row carries ``next_attempt_at``: set at intake
+(``stale_after_s`` after receipt: a lost task, Redis down), by a claim (the attempt's lease),
+by a failure (``retry_delay_s(attempts)``: ``stale_after_s`` doubling with each attempt,
+capped at ``max_delay_s``) and by the relay itself when it re-queues. The relay selects the
+rows that are due, oldest due first, *then* applies its limit, so a backlog of rows not yet due
+never hides one that is. A re-queued row no worker has claimed yet (workers away or backed
+up) waits as long again as it has already waited, so its re-queues double too instead of
+coming every tick. Rows that used up ``max_attempts`` are parked as failed once their last
+attempt's lease has run out (never under an attempt still running), for an operator
 (``catalog-sync inbox replay ID``).
 
 With the defaults (``stale_after_s`` 60 s, ``INBOX_MAX_ATTEMPTS`` 5) the attempts come at
@@ -18,12 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
 
 MAX_DELAY_S = 3600.0
+# A replayed row is queued at once; the relay re-queues it only if that message is lost.
+REPLAY_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,74 +54,61 @@ def plan_relay(
     max_delay_s: float = MAX_DELAY_S,
     limit: int = 500,
 ) -> RelayPlan:
-    """In the caller's transaction: park exhausted rows, prune old signatures, stamp and list
-    the rows due for another attempt (their ``updated_at`` becomes ``now``)."""
-    parked = _park_exhausted(session, now, stale_after_s, max_attempts, limit)
-    candidates = session.execute(
-        select(
-            InboxMessage.id,
-            InboxMessage.attempts,
-            InboxMessage.received_at,
-            InboxMessage.updated_at,
-        )
+    """In the caller's transaction: park exhausted rows, prune old signatures, list the rows
+    due for another attempt and move their ``next_attempt_at`` past this run."""
+    parked = _park_exhausted(session, now, max_attempts, limit)
+    due = session.execute(
+        select(InboxMessage.id, InboxMessage.attempts, InboxMessage.received_at)
         .where(
             InboxMessage.status == InboxStatus.PENDING,
             InboxMessage.attempts < max_attempts,
-            InboxMessage.updated_at <= now - timedelta(seconds=stale_after_s),
+            _is_due(now),
         )
-        .order_by(InboxMessage.updated_at, InboxMessage.id)
+        .order_by(InboxMessage.next_attempt_at.nulls_first(), InboxMessage.id)
         .limit(limit)
     ).all()
-    requeue = sorted(
-        row.id
-        for row in candidates
-        if now - row.updated_at
-        >= timedelta(
-            seconds=_wait_s(
-                row.attempts, row.received_at, row.updated_at, stale_after_s, max_delay_s
-            )
-        )
-    )
-    if requeue:
+    for row in due:
+        wait = _wait_s(row.attempts, row.received_at, now, stale_after_s, max_delay_s)
         session.execute(
             update(InboxMessage)
-            .where(InboxMessage.id.in_(requeue), InboxMessage.status == InboxStatus.PENDING)
-            .values(updated_at=now)
+            .where(InboxMessage.id == row.id, InboxMessage.status == InboxStatus.PENDING)
+            .values(updated_at=now, next_attempt_at=now + timedelta(seconds=wait))
         )
     pruned = session.execute(
         delete(InboxSignature)
         .where(InboxSignature.seen_at < now - timedelta(seconds=signature_ttl_s))
         .returning(InboxSignature.signature)
     ).all()
-    return RelayPlan(requeue, parked, len(pruned))
+    return RelayPlan(sorted(row.id for row in due), parked, len(pruned))
+
+
+def _is_due(now: datetime) -> ColumnElement[bool]:
+    return or_(InboxMessage.next_attempt_at.is_(None), InboxMessage.next_attempt_at <= now)
 
 
 def _wait_s(
     attempts: int,
     received_at: datetime,
-    updated_at: datetime,
+    now: datetime,
     stale_after_s: float,
     max_delay_s: float,
 ) -> float:
-    """How long this row must be left alone before the next re-queue."""
+    """How long a row re-queued now is left alone before the next re-queue."""
     if attempts > 0:
         return retry_delay_s(attempts, stale_after_s, max_delay_s)
-    waited_so_far = (updated_at - received_at).total_seconds()
+    waited_so_far = (now - received_at).total_seconds()
     return min(max(stale_after_s, waited_so_far), max_delay_s)
 
 
-def _park_exhausted(
-    session: Session, now: datetime, stale_after_s: float, max_attempts: int, limit: int
-) -> list[int]:
-    """Rows whose last attempt was claimed ``stale_after_s`` ago and never finished."""
-    cutoff = now - timedelta(seconds=stale_after_s)
+def _park_exhausted(session: Session, now: datetime, max_attempts: int, limit: int) -> list[int]:
+    """Rows out of attempts whose last attempt's lease has run out (it never finished)."""
     parked = list(
         session.scalars(
             select(InboxMessage.id)
             .where(
                 InboxMessage.status == InboxStatus.PENDING,
-                InboxMessage.updated_at <= cutoff,
                 InboxMessage.attempts >= max_attempts,
+                _is_due(now),
             )
             .order_by(InboxMessage.id)
             .limit(limit)
@@ -125,7 +118,14 @@ def _park_exhausted(
         session.execute(
             update(InboxMessage)
             .where(InboxMessage.id.in_(parked), InboxMessage.status == InboxStatus.PENDING)
-            .values(status=InboxStatus.FAILED, updated_at=now)
+            .values(
+                status=InboxStatus.FAILED,
+                updated_at=now,
+                next_attempt_at=None,
+                last_error=func.coalesce(
+                    InboxMessage.last_error, "gave up: the last attempt never finished"
+                ),
+            )
         )
     return parked
 
@@ -135,7 +135,56 @@ def replay(session: Session, inbox_id: int, now: datetime) -> bool:
     result = session.execute(
         update(InboxMessage)
         .where(InboxMessage.id == inbox_id)
-        .values(status=InboxStatus.PENDING, attempts=0, last_error=None, updated_at=now)
+        .values(
+            status=InboxStatus.PENDING,
+            attempts=0,
+            last_error=None,
+            reason=None,
+            updated_at=now,
+            next_attempt_at=now + timedelta(seconds=REPLAY_GRACE_S),
+        )
+        .returning(InboxMessage.id)
+    )
+    return result.first() is not None
+
+
+def revalidate_invalid(
+    session: Session, inbox_id: int, partner_id: int, now: datetime
+) -> tuple[str, str | None]:
+    """Validate an invalid row again with today's code: pending when it now passes (the caller
+    queues it), else still invalid with the current reason. Returns (status, reason)."""
+    from callbacks.intake import Notice, revalidate
+
+    row = session.get(InboxMessage, inbox_id, with_for_update=True)
+    if row is None or row.status != InboxStatus.INVALID:
+        return (row.status if row is not None else "missing"), None
+    verdict = revalidate(row.service_name, dict(row.payload), row.raw_body, partner_id)
+    if isinstance(verdict, Notice):
+        row.service_name, row.subject, row.payload = (
+            verdict.service_name,
+            verdict.subject,
+            verdict.payload,
+        )
+        row.status, row.reason, row.raw_body = InboxStatus.PENDING, None, None
+        row.attempts, row.last_error = 0, None
+        row.updated_at, row.next_attempt_at = now, now + timedelta(seconds=REPLAY_GRACE_S)
+        return InboxStatus.PENDING, None
+    row.reason, row.updated_at = verdict.reason, now
+    return InboxStatus.INVALID, verdict.reason
+
+
+def release(session: Session, inbox_id: int, now: datetime) -> bool:
+    """Apply a held row after all (an operator judged its body genuine): it becomes pending."""
+    result = session.execute(
+        update(InboxMessage)
+        .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.HELD)
+        .values(
+            status=InboxStatus.PENDING,
+            attempts=0,
+            reason=None,
+            updated_at=now,
+            next_attempt_at=now + timedelta(seconds=REPLAY_GRACE_S),
+        )
         .returning(InboxMessage.id)
     )
     return result.first() is not None

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from celery import Celery, shared_task
 
 from callbacks.coalesce import Coalescer, LocalCoalescer, RedisCoalescer
-from callbacks.processing import Catalog, process_message, run_follow_up
+from callbacks.processing import LEASE_S, Catalog, process_message, run_follow_up
 from callbacks.relay import plan_relay
 from models.base import utcnow
 from worker.runtime import Runtime, get_runtime
@@ -26,6 +27,11 @@ RELAY_TASK = "callbacks.tasks.relay_inbox"
 RELAY_SCHEDULE_S = 60.0
 STALE_AFTER_S = 60.0  # a pending row untouched this long has lost its task (or failed)
 URGENT_PRIORITY = 0  # worker.celery_app.URGENT_PRIORITY: notifications overtake rolling work
+# A notice's work is one supplier read (its client gives up within 40 s) and a transaction:
+# past the soft limit the task fails and is retried by the relay; past the hard limit the child
+# is killed. processing.LEASE_S covers the hard limit, so no running attempt is parked.
+SOFT_TIME_LIMIT_S = 120
+TIME_LIMIT_S = 150
 
 _local_coalescer = LocalCoalescer()
 
@@ -82,6 +88,8 @@ def _process_inbox(inbox_id: int) -> str:
         max_attempts=settings.inbox_max_attempts,
         follow_up=_publish_follow_up,
         secrets=[settings.zzy_sign_key.get_secret_value()],
+        lease_s=LEASE_S,
+        retry_base_s=STALE_AFTER_S,
     )
     return outcome.state
 
@@ -92,25 +100,32 @@ def _publish_follow_up(inbox_id: int, delay_s: float) -> None:
 
 
 def _follow_up_refresh(inbox_id: int) -> str:
-    """The trailing refresh of a coalesced product notice."""
+    """The trailing refresh of a coalesced product notice; a failure leaves the row to retry."""
     runtime = get_runtime()
+    settings = runtime.settings
     return run_follow_up(
         runtime.sessions,
         inbox_id,
         catalog=catalog_for(runtime),
         coalescer=coalescer_for(runtime),
-        window_s=runtime.settings.product_notice_coalesce_s,
+        window_s=settings.product_notice_coalesce_s,
+        max_attempts=settings.inbox_max_attempts,
+        secrets=[settings.zzy_sign_key.get_secret_value()],
+        lease_s=LEASE_S,
+        retry_base_s=STALE_AFTER_S,
     )
 
 
-def _relay_inbox(stale_after_s: float = STALE_AFTER_S) -> dict[str, int]:
+def _relay_inbox(
+    stale_after_s: float = STALE_AFTER_S, now: datetime | None = None
+) -> dict[str, int]:
     """Re-queue rows not processed in time; park those out of attempts; prune the replay cache."""
     runtime = get_runtime()
     settings = runtime.settings
     with runtime.sessions.begin() as session:
         plan = plan_relay(
             session,
-            now=utcnow(),
+            now=now or utcnow(),
             stale_after_s=stale_after_s,
             max_attempts=settings.inbox_max_attempts,
             signature_ttl_s=2 * settings.callback_tolerance_s + 60,
@@ -122,8 +137,11 @@ def _relay_inbox(stale_after_s: float = STALE_AFTER_S) -> dict[str, int]:
     return {"requeued": len(plan.requeue), "parked": len(plan.parked)}
 
 
-process_inbox = shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=True)(_process_inbox)
-follow_up_refresh = shared_task(name=FOLLOW_UP_TASK, acks_late=True, ignore_result=True)(
+_LIMITS: dict[str, Any] = {"soft_time_limit": SOFT_TIME_LIMIT_S, "time_limit": TIME_LIMIT_S}
+process_inbox = shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=True, **_LIMITS)(
+    _process_inbox
+)
+follow_up_refresh = shared_task(name=FOLLOW_UP_TASK, acks_late=True, ignore_result=True, **_LIMITS)(
     _follow_up_refresh
 )
 relay_inbox = shared_task(name=RELAY_TASK, ignore_result=True, expires=RELAY_SCHEDULE_S)(

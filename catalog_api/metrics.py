@@ -170,3 +170,13 @@ class CatalogCollector(Collector):
             )
             inbox.add_metric([], backlog)
             yield inbox
+        by_status = queries.inbox_by_status(session)
+        if by_status is not None:
+            rows = GaugeMetricFamily(
+                "catalog_inbox_rows",
+                "Callback inbox rows per status (invalid and held wait for an operator).",
+                labels=["status"],
+            )
+            for status, rows_in_status in sorted(by_status.items()):
+                rows.add_metric([status], rows_in_status)
+            yield rows

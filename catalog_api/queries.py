@@ -346,3 +346,19 @@ def inbox_backlog(session: Session) -> int | None:
         sa.text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'failed')")
     )
     return int(count or 0)
+
+
+INBOX_STATUSES = ("pending", "done", "failed", "invalid", "held")
+
+
+def inbox_by_status(session: Session) -> dict[str, int] | None:
+    """Inbox rows per status (``invalid`` and ``held`` wait for an operator); ``None`` before
+    the inbox exists."""
+    if not sa.inspect(session.connection()).has_table("inbox"):
+        return None
+    counts = dict.fromkeys(INBOX_STATUSES, 0)
+    for status, count in session.execute(
+        sa.text("SELECT status, count(*) FROM inbox GROUP BY status")
+    ):
+        counts[str(status)] = int(count)
+    return counts

@@ -1,7 +1,8 @@
 """The callback inbox: every verified notification, committed before the supplier is answered.
 
-``dedupe_key`` (unique) makes a resent notification land once; ``inbox_signatures`` is the
-replay cache: a signature seen once may only ever carry the same body.
+``dedupe_key`` (unique) makes a repeated delivery land once; ``inbox_signatures`` is the
+replay cache: the body each signature was first seen with, so an order notice arriving under
+a known signature with another body is stored ``held`` instead of applied.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class InboxStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"  # parked after too many attempts; an operator replays it
+    INVALID = "invalid"  # verified but not applicable (see ``reason``); replayed after a fix
+    HELD = "held"  # an order notice under a reused signature; applied once an operator releases it
 
 
 class InboxMessage(Base):
@@ -35,15 +38,24 @@ class InboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Why a row is invalid or held (no personal data: field paths and rules only).
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The body as received, masked, when it could not be parsed as UTF-8 JSON.
+    raw_body: Mapped[str | None] = mapped_column(Text)
+    # Not re-queued before this; while an attempt runs it is the attempt's lease.
+    next_attempt_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_inbox_status_updated", "status", "updated_at"),)
+    __table_args__ = (
+        Index("ix_inbox_status_updated", "status", "updated_at"),
+        Index("ix_inbox_status_next_attempt", "status", "next_attempt_at"),
+    )
 
 
 class InboxSignature(Base):
-    """The replay cache: a decoded signature and the body it first came with."""
+    """The replay cache: a decoded signature and the dedupe key of the body it first came with."""
 
     __tablename__ = "inbox_signatures"
 

@@ -57,3 +57,18 @@ class OrderRefund(Base):
     voucher_codes: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     is_supplier_forced: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderEvent(Base):
+    """What one applied notice did to an order: the ledger's history, for operators to audit
+    and correct (the order row alone keeps only running maxima and unions)."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    supplier_order_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    inbox_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # ticket | redemption | refund
+    # {"notice": what it said (masked), "changed": {field: [before, after]}}
+    effect: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)

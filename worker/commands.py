@@ -317,6 +317,9 @@ def _print_status(report: dict[str, Any]) -> None:
         f"prices: oldest refresh {'never' if age is None else f'{age:.0f} s ago'}, "
         f"{prices['never_refreshed']} never refreshed, {prices['failing']} still failing"
     )
+    inbox = report.get("inbox")
+    if inbox:
+        console.print("callback inbox: " + ", ".join(f"{n} {s}" for s, n in inbox.items()))
     table = Table(
         "id",
         "kind",

@@ -6,20 +6,52 @@ import logging
 import re
 from collections.abc import Iterable
 
-# Mainland ID cards (18 digits, last may be X; old 15-digit ones) and mobiles (11 digits from 1[3-9]).
-_ID_CARD = re.compile(r"(?<![0-9])([0-9]{4})[0-9]{7,10}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])")
+# Digits as typed by people: ASCII or full-width; groups may be split by a space or a dash.
+_D = "[0-9\uff10-\uff19]"
+_SEP = "[ \u3000\\-\u2010-\u2015\u2212\uff0d]?"
+# Mobiles: 11 digits from 1[3-9], optionally after +86 / 0086 / 86, whole or as 3-4-4 groups.
+_MOBILE = re.compile(
+    rf"(?<![0-9\uff10-\uff19])((?:(?:[+\uff0b]|00)?[8\uff18][6\uff16]{_SEP})?)"
+    rf"([1\uff11][3-9\uff13-\uff19]{_D}(?:{_SEP}{_D}){{8}})(?![0-9\uff10-\uff19])"
+)
+# Mainland ID cards: 15 to 18 characters of digits (the last may be X), even followed by letters.
+_ID_CARD = re.compile(
+    rf"(?<![0-9\uff10-\uff19])({_D}(?:{_SEP}{_D}){{13,16}}{_SEP}[0-9\uff10-\uff19Xx\uff38\uff58])"
+    rf"(?![0-9\uff10-\uff19])"
+)
 _BEARER = re.compile(r"(ZZY-OPENAPI:[0-9]+:)[A-Za-z0-9+/=]+")
+_SEPARATORS = re.compile(_SEP.removesuffix("?"))
+
+
+def _digits(text: str) -> str:
+    """The digits (and a final X) of a matched number, separators dropped, full-width folded."""
+    folded = "".join(chr(ord(c) - 0xFEE0) if "\uff10" <= c <= "\uff5a" else c for c in text)
+    return _SEPARATORS.sub("", folded)
+
+
+def _mask_mobile_match(match: re.Match[str]) -> str:
+    number = _digits(match.group(2))
+    prefix = "+86 " if match.group(1) else ""
+    return f"{prefix}{number[:3]}****{number[-4:]}"
+
+
+def _mask_id_match(match: re.Match[str]) -> str:
+    number = _digits(match.group(1))
+    return f"{number[:4]}{'*' * (len(number) - 8)}{number[-4:]}"
 
 
 def mask(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask personal data and the given secrets in free text."""
+    """Mask personal data and the given secrets in free text.
+
+    Mobiles first (with a country code, separated or full-width), then ID card numbers: a
+    mobile next to another number by a space is masked as a mobile, not taken as an ID.
+    """
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     text = _BEARER.sub(r"\1***", text)
-    text = _ID_CARD.sub(lambda m: f"{m.group(1)}{'*' * (len(m.group(0)) - 8)}{m.group(2)}", text)
-    return _MOBILE.sub(r"\1****\2", text)
+    text = _MOBILE.sub(_mask_mobile_match, text)
+    return _ID_CARD.sub(_mask_id_match, text)
 
 
 def mask_id_card(value: str | None) -> str | None:

@@ -22,6 +22,18 @@ from worker.settings import Settings, load_settings
 from worker.startup import REDIS_TIMEOUTS
 
 RATE_LIMIT_KEY = "catalog-sync:supplier-rate"
+# PostgreSQL: no statement of a worker runs, or waits on a lock, without bound (a task would
+# hold its slot past its time limit). Milliseconds.
+STATEMENT_TIMEOUT_MS = 60_000
+LOCK_TIMEOUT_MS = 10_000
+
+
+def worker_engine_options(url: str) -> dict[str, object]:
+    """Engine options for a worker process: bounded statements and lock waits on PostgreSQL."""
+    if not url.startswith("postgresql"):
+        return {}
+    options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+    return {"connect_args": {"connect_timeout": 3, "options": options}}
 
 
 @dataclass
@@ -42,7 +54,7 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
     """Connect everything ``settings`` names, bringing the schema to head (once, under a lock)."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **worker_engine_options(settings.database_url))
     if upgrade_schema:
         ensure_schema(engine)
     client: redis.Redis | None = None

@@ -110,6 +110,8 @@ class Settings(ReadApiSettings):
     callback_public_path: str | None = None
     callback_tolerance_s: int = Field(default=300, ge=1)
     callback_max_body: int = Field(default=65536, ge=1024)
+    # A body not all there within this is refused (408): a slow client holds a thread no longer.
+    callback_body_timeout_s: float = Field(default=5.0, gt=0, le=60)
     inbox_max_attempts: int = Field(default=5, ge=1, le=20)
     product_notice_coalesce_s: float = Field(default=30.0, ge=0)
 

@@ -10,6 +10,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.catalog import Change, Product, QuarantinedProduct, SyncRun
+from models.inbox import InboxMessage, InboxStatus
+
+
+def inbox_counts(session: Session) -> dict[str, int]:
+    """Callback inbox rows per status, every status present (0 when none)."""
+    counts = {status.value: 0 for status in InboxStatus}
+    rows = session.execute(
+        select(InboxMessage.status, func.count()).group_by(InboxMessage.status)
+    ).all()
+    for status, count in rows:
+        counts[str(status)] = int(count)
+    return counts
 
 
 def _run_json(run: SyncRun) -> dict[str, Any]:
@@ -67,6 +79,7 @@ def collect_status(
         )
         last_seq = session.scalar(select(func.max(Change.seq)))
         recent = session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(runs)).all()
+        inbox = inbox_counts(session)
         last_products = session.scalar(
             select(SyncRun)
             .where(SyncRun.kind == "products", SyncRun.outcome != "running")
@@ -89,6 +102,7 @@ def collect_status(
             "failing": failing,
         },
         "changes": {"last_seq": last_seq},
+        "inbox": inbox,
         "last_run": _run_json(last_products) if last_products is not None else None,
         "runs": [_run_json(run) for run in recent],
     }

@@ -155,3 +155,21 @@ class Sent:
 def inbox_count(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         return int(session.scalar(select(func.count()).select_from(InboxMessage)) or 0)
+
+
+class Stamps:
+    """Distinct millisecond timestamps that stay current however long the suite runs (each
+    delivery signed at its own millisecond: a fresh signature). They run a minute behind the
+    clock, well inside the accepted window, so they never meet ``signed()``'s own stamps."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __next__(self) -> int:
+        with self._lock:
+            self._last = max(int(time.time() * 1000) - 60_000, self._last + 1)
+            return self._last
+
+    def __iter__(self) -> Stamps:
+        return self

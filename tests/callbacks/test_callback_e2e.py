@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callbacks.app import create_app
 from callbacks.intake import SUCCESS
 from callbacks.tasks import _relay_inbox, sender_for
+from models.base import utcnow
 from models.catalog import DailyPrice, Product
 from models.inbox import InboxMessage, InboxSignature
 from models.orders import Order
@@ -211,7 +213,8 @@ def test_redis_down_still_acknowledges_within_a_second_and_the_relay_delivers_la
     start_celery(up)
     runtime = get_runtime()
     assert statuses(runtime.sessions) == ["pending", "pending"]
-    assert _relay_inbox(stale_after_s=0) == {"requeued": 2, "parked": 0}
+    later = utcnow() + timedelta(seconds=61)  # the rows' first retry time has come
+    assert _relay_inbox(now=later) == {"requeued": 2, "parked": 0}
     assert wait_for(lambda: all_done(runtime.sessions, 2), 15), statuses(runtime.sessions)
     with runtime.sessions() as session:
         assert session.scalars(select(Order.checked_number)).one() == 2
@@ -232,7 +235,8 @@ def test_relay_recovers_a_notice_whose_task_was_lost(
     )
     assert reply.get_json() == SUCCESS and len(lost.ids) == 1
     assert _relay_inbox() == {"requeued": 0, "parked": 0}  # not stale yet: left alone
-    assert _relay_inbox(stale_after_s=0) == {"requeued": 1, "parked": 0}
+    later = utcnow() + timedelta(seconds=61)
+    assert _relay_inbox(now=later) == {"requeued": 1, "parked": 0}
     assert wait_for(lambda: all_done(runtime.sessions, 1), 15), statuses(runtime.sessions)
     with runtime.sessions() as session:
         assert session.scalars(select(Order.refund_status)).one() == 2

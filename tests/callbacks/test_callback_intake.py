@@ -1,4 +1,8 @@
-"""Intake: verification, rejections, replay cache, durable storage, hostile input."""
+"""Intake: verification, the few refusals, replay cache, durable storage, hostile input.
+
+Once the headers verify, every body is stored and acknowledged (``invalid`` when it cannot be
+applied); only authentication, size, time and storage failures are refused.
+"""
 
 from __future__ import annotations
 
@@ -60,94 +64,95 @@ def test_sample_is_committed_then_acknowledged_with_the_exact_envelope(
 
 
 def _rejections() -> list[Any]:
-    now = int(time.time() * 1000)
+    # Headers are made when the test runs: a timestamp taken at collection ages with the suite.
     good = envelope("order_product_notify", {"ProductId": 1, "Status": 2})
+
+    def at(offset_ms: int) -> Any:
+        return lambda: signed(timestamp_ms=int(time.time() * 1000) + offset_ms)
+
     cases = [
-        ("bad-signature", good, signed(key="not-the-key"), 401, 4010, "signature does not match"),
-        ("missing-headers", good, {"Content-Type": "application/json"}, 401, 4010, "missing"),
-        ("wrong-partner-header", good, signed(partner_id=1234), 403, 4030, "PartnerId"),
+        ("bad-signature", good, lambda: signed(key="not-the-key"), 401, 4010, "does not match"),
         (
-            "body-partner-differs",
-            envelope("order_product_notify", {"ProductId": 1, "Status": 2}, partner_id=1234),
-            signed(),
-            403,
-            4031,
-            "OrderNotifyHeader.PartnerId",
+            "missing-headers",
+            good,
+            lambda: {"Content-Type": "application/json"},
+            401,
+            4010,
+            "missing",
         ),
-        ("stale", good, signed(timestamp_ms=now - 400_000), 401, 4011, "window"),
-        ("future", good, signed(timestamp_ms=now + 400_000), 401, 4011, "window"),
-        ("invalid-json", b'{"OrderNotifyHeader": ', signed(), 400, 4001, "JSON"),
-        (
-            "invalid-inner-json",
-            {**good, "OrderNotifyBody": "{'ProductId': 1"},
-            signed(),
-            400,
-            4001,
-            "OrderNotifyBody",
-        ),
-        ("not-an-object", [1, 2], signed(), 400, 4002, "object"),
-        (
-            "unknown-service",
-            envelope("order_teleport_notify", {"OrderId": 1}),
-            signed(),
-            400,
-            4003,
-            "NotifyServiceName",
-        ),
-        (
-            "missing-field",
-            envelope("order_verify_notify", {"OrderId": 1, "OrderTotal": 2}),
-            signed(),
-            400,
-            4002,
-            "CheckedNumber",
-        ),
-        (
-            "mistyped-field",
-            envelope("order_product_notify", {"ProductId": "eleven", "Status": 2}),
-            signed(),
-            400,
-            4002,
-            "ProductId",
-        ),
-        (
-            "status-out-of-range",
-            envelope("order_product_notify", {"ProductId": 1, "Status": 9}),
-            signed(),
-            400,
-            4002,
-            "Status",
-        ),
-        (
-            "missing-header-object",
-            {"OrderNotifyBody": "{}"},
-            signed(),
-            400,
-            4002,
-            "OrderNotifyHeader",
-        ),
+        ("wrong-partner-header", good, lambda: signed(partner_id=1234), 403, 4030, "PartnerId"),
+        ("stale", good, at(-400_000), 401, 4011, "window"),
+        ("future", good, at(400_000), 401, 4011, "window"),
     ]
     return [pytest.param(*case[1:], id=case[0]) for case in cases]
 
 
-@pytest.mark.parametrize(("payload", "headers", "status", "code", "words"), _rejections())
-def test_rejection_names_the_problem_and_stores_nothing(
+@pytest.mark.parametrize(("payload", "make_headers", "status", "code", "words"), _rejections())
+def test_authentication_failures_are_refused_and_store_nothing(
     app: Flask,
     sessions: sessionmaker[Session],
     sent: Sent,
     payload: Any,
-    headers: dict[str, str],
+    make_headers: Any,
     status: int,
     code: int,
     words: str,
 ) -> None:
     body = payload if isinstance(payload, bytes) else encode(payload)
-    reply = app.test_client().post(PATH, data=body, headers=headers)
+    reply = app.test_client().post(PATH, data=body, headers=make_headers())
     assert reply.status_code == status
     data = reply.get_json()
     assert data["IsSuccess"] is False and data["Code"] == code
     assert words in data["Message"]
     assert inbox_count(sessions) == 0 and sent.ids == []
+
+
+def _unusable() -> list[Any]:
+    good = envelope("order_product_notify", {"ProductId": 1, "Status": 2})
+    cases = [
+        (
+            "body-partner-differs",
+            envelope("order_product_notify", {"ProductId": 1, "Status": 2}, partner_id=1234),
+            "OrderNotifyHeader.PartnerId",
+        ),
+        ("invalid-json", b'{"OrderNotifyHeader": ', "not valid JSON"),
+        ("invalid-inner-json", {**good, "OrderNotifyBody": "{'ProductId': 1"}, "OrderNotifyBody"),
+        ("not-an-object", [1, 2], "object"),
+        ("unknown-service", envelope("order_teleport_notify", {"OrderId": 1}), "NotifyServiceName"),
+        (
+            "missing-field",
+            envelope("order_verify_notify", {"OrderId": 1, "OrderTotal": 2}),
+            "CheckedNumber",
+        ),
+        (
+            "mistyped-field",
+            envelope("order_product_notify", {"ProductId": "eleven", "Status": 2}),
+            "ProductId",
+        ),
+        (
+            "status-out-of-range",
+            envelope("order_product_notify", {"ProductId": 1, "Status": 9}),
+            "Status",
+        ),
+        ("missing-header-object", {"OrderNotifyBody": "{}"}, "OrderNotifyHeader"),
+    ]
+    return [pytest.param(*case[1:], id=case[0]) for case in cases]
+
+
+@pytest.mark.parametrize(("payload", "words"), _unusable())
+def test_a_verified_body_that_cannot_be_applied_is_stored_invalid_and_acknowledged(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent, payload: Any, words: str
+) -> None:
+    body = payload if isinstance(payload, bytes) else encode(payload)
+    headers = signed()
+    for _ in range(2):  # the same delivery twice: one row
+        reply = app.test_client().post(PATH, data=body, headers=headers)
+        assert reply.status_code == 200 and reply.get_json() == SUCCESS
+    with sessions() as session:
+        rows = list(session.scalars(select(InboxMessage)))
+    assert [(r.status, r.attempts) for r in rows] == [("invalid", 0)]
+    assert rows[0].reason and words in rows[0].reason
+    assert sent.ids == []  # never queued, never applied
 
 
 def test_duplicate_is_acknowledged_and_stored_once(
@@ -168,23 +173,43 @@ def test_duplicate_is_acknowledged_and_stored_once(
     assert len(sent.ids) == 1
 
 
-def test_same_signature_same_body_is_a_duplicate_but_with_another_body_a_replay(
-    app: Flask, sessions: sessionmaker[Session]
+def test_a_product_notice_sharing_a_signature_is_stored_and_applied(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
 ) -> None:
+    """Two product notices signed in the same millisecond share one signature."""
     client = app.test_client()
     headers = signed()
     body = encode(envelope("order_product_notify", {"ProductId": 5, "Status": 2}))
     assert client.post(PATH, data=body, headers=headers).get_json() == SUCCESS
-    assert client.post(PATH, data=body, headers=headers).get_json() == SUCCESS
-    forged = encode(envelope("order_product_notify", {"ProductId": 5, "Status": 0}))
-    reply = client.post(PATH, data=forged, headers=headers)
-    assert reply.status_code == 409
-    assert reply.get_json()["Code"] == 4090 and reply.get_json()["IsSuccess"] is False
+    assert client.post(PATH, data=body, headers=headers).get_json() == SUCCESS  # duplicate
+    other = encode(envelope("order_product_notify", {"ProductId": 6, "Status": 3}))
+    assert client.post(PATH, data=other, headers=headers).get_json() == SUCCESS
     with sessions() as session:
-        assert [r.payload for r in session.scalars(select(InboxMessage))] == [
-            {"ProductId": 5, "Status": 2}
-        ]
+        rows = list(session.scalars(select(InboxMessage).order_by(InboxMessage.id)))
         assert len(list(session.scalars(select(InboxSignature)))) == 1
+    assert [(r.payload, r.status) for r in rows] == [
+        ({"ProductId": 5, "Status": 2}, "pending"),
+        ({"ProductId": 6, "Status": 3}, "pending"),
+    ]
+    assert sent.ids == [r.id for r in rows]
+
+
+def test_an_order_notice_under_a_reused_signature_is_held_not_queued(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
+) -> None:
+    client = app.test_client()
+    headers = signed()
+    first = encode(envelope("order_verify_notify", SAMPLES["order_verify_notify"]))
+    forged = encode(
+        envelope("order_verify_notify", {**SAMPLES["order_verify_notify"], "CheckedNumber": 1})
+    )
+    for body in (first, forged, forged):
+        assert client.post(PATH, data=body, headers=headers).get_json() == SUCCESS
+    with sessions() as session:
+        rows = list(session.scalars(select(InboxMessage).order_by(InboxMessage.id)))
+    assert [r.status for r in rows] == ["pending", "held"]
+    assert rows[1].reason and "signature" in rows[1].reason
+    assert sent.ids == [rows[0].id]
 
 
 def test_signing_path_is_the_configured_public_path(
@@ -362,13 +387,18 @@ def test_an_identical_product_notice_delivered_again_later_is_a_new_event(
         ),
     ],
 )
-def test_hostile_bodies_get_a_4xx_never_a_5xx(
-    app: Flask, sessions: sessionmaker[Session], body: bytes
+def test_hostile_bodies_are_acknowledged_and_stored_invalid_once(
+    app: Flask, sessions: sessionmaker[Session], sent: Sent, body: bytes
 ) -> None:
-    reply = app.test_client().post(PATH, data=body, headers=signed())
-    assert 400 <= reply.status_code < 500, reply.get_json()
-    assert reply.get_json()["IsSuccess"] is False
-    assert inbox_count(sessions) == 0
+    headers = signed()
+    for _ in range(2):
+        reply = app.test_client().post(PATH, data=body, headers=headers)
+        assert reply.status_code == 200, reply.get_json()
+        assert reply.get_json() == SUCCESS
+    with sessions() as session:
+        rows = list(session.scalars(select(InboxMessage)))
+    assert [r.status for r in rows] == ["invalid"] and rows[0].reason
+    assert sent.ids == []
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -385,7 +415,7 @@ def test_migrations_match_the_models(database_url: str) -> None:
     engine.dispose()
 
 
-def test_concurrent_replays_of_one_signature_store_one_body(
+def test_concurrent_replays_of_one_signature_store_one_body_and_hold_the_other(
     app: Flask, sessions: sessionmaker[Session], sent: Sent
 ) -> None:
     """Same signature from 12 threads at once: 6 carry the signed body, 6 a forged one."""
@@ -409,9 +439,8 @@ def test_concurrent_replays_of_one_signature_store_one_body(
         thread.start()
     for thread in threads:
         thread.join()
-    accepted = {body for body, status in replies if status == 200}
-    assert len(accepted) == 1, "exactly one body may own the signature"
-    winner = accepted.pop()
-    assert sorted(s for b, s in replies if b == winner) == [200] * 6
-    assert sorted(s for b, s in replies if b != winner) == [409] * 6
-    assert inbox_count(sessions) == 1 and len(sent.ids) == 1
+    assert sorted(status for _, status in replies) == [200] * 12
+    with sessions() as session:
+        statuses = sorted(r.status for r in session.scalars(select(InboxMessage)))
+    assert statuses == ["held", "pending"], "one body owns the signature, the other is held"
+    assert len(sent.ids) == 1

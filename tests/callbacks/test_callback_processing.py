@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from datetime import datetime, timedelta
@@ -10,7 +9,17 @@ from typing import Any
 
 import pytest
 import redis
-from callback_helpers import ID_NUMBER, MOBILE, PATH, SAMPLES, Sent, encode, envelope, signed
+from callback_helpers import (
+    ID_NUMBER,
+    MOBILE,
+    PATH,
+    SAMPLES,
+    Sent,
+    Stamps,
+    encode,
+    envelope,
+    signed,
+)
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,7 +57,7 @@ class FakeCatalog:
         )
 
 
-_stamps = itertools.count(int(time.time() * 1000))
+_stamps = Stamps()
 
 
 def receive(app: Flask, service: str, body: dict[str, Any], sent: Sent) -> int:
@@ -252,15 +261,17 @@ def test_repeated_notices_coalesce_into_one_refresh_and_one_trailing_refresh(
         receive(app, "order_product_notify", {"ProductId": 9, "Status": 3}, sent) for n in range(5)
     ]
     outcomes = [run(sessions, i, catalog, coalescer, window_s=0.5) for i in ids]
-    assert [o.state for o in outcomes] == ["done"] * 5
+    assert [o.state for o in outcomes] == ["done", "scheduled", "done", "done", "done"]
     assert catalog.calls == [("prices", 9, None)]
     trailing = [o for o in outcomes if o.follow_up_s is not None]
     assert len(trailing) == 1 and 0 < trailing[0].follow_up_s <= 0.5 + 0.25
+    assert _row(sessions, trailing[0].inbox_id).status == "pending"  # until its refresh is done
     time.sleep(trailing[0].follow_up_s)
     run_follow_up(
         sessions, trailing[0].inbox_id, catalog=catalog.port(), coalescer=coalescer, window_s=0.5
     )
     assert catalog.calls == [("prices", 9, None)] * 2
+    assert _row(sessions, trailing[0].inbox_id).status == "done"
     # Another product is not held back by this one's window.
     other = receive(app, "order_product_notify", {"ProductId": 10, "Status": 3}, sent)
     run(sessions, other, catalog, coalescer, window_s=0.5)
@@ -299,7 +310,13 @@ def test_relay_requeues_stale_rows_and_parks_exhausted_ones(
         )
     assert fresh.requeue == [] and fresh.parked == []
     with sessions.begin() as session:
-        plan = plan_relay(session, now=utcnow(), stale_after_s=0, max_attempts=2, signature_ttl_s=0)
+        plan = plan_relay(
+            session,
+            now=utcnow() + timedelta(minutes=5),  # past every row's next attempt time
+            stale_after_s=60,
+            max_attempts=2,
+            signature_ttl_s=0,
+        )
     assert plan.requeue == [lost] and plan.parked == [exhausted]
     assert plan.pruned_signatures == 3
     with sessions() as session:
@@ -449,7 +466,7 @@ def test_a_failed_follow_up_publish_frees_the_trailing_slot_and_leaves_the_row_p
     assert _row(sessions, ids[1]).status == "pending"
     # The next notice in the window is not dropped: it takes the trailing slot.
     third = run(sessions, ids[2], catalog, coalescer, window_s=5, publisher=broker_up)
-    assert third.state == "done" and [i for i, _ in broker_up.published] == [ids[2]]
+    assert third.state == "scheduled" and [i for i, _ in broker_up.published] == [ids[2]]
     # The relay's retry of the failed row refreshes at once rather than be coalesced away.
     assert run(sessions, ids[1], catalog, coalescer, window_s=5, publisher=broker_up).state == (
         "done"
