@@ -300,7 +300,7 @@ def test_slow_body_clients_do_not_delay_a_concurrent_valid_notice(
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PORT": str(port),
+        "WEB_PORT": str(port),
         "WEB_CONCURRENCY": "1",
         "ZZY_BASE_URL": "http://127.0.0.1:9",
         "ZZY_PARTNER_ID": "9258",
