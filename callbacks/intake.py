@@ -64,6 +64,10 @@ SUCCESS = {"Code": 1000, "IsSuccess": True, "LogId": "", "Message": "收到通�
 # A stored row whose processing task is lost is re-queued by the relay after this long.
 FIRST_RETRY_S = 60.0
 HELD_REASON = "signature already used with a different body: held for an operator"
+# ``catalog-sync doctor`` sends a signed notice under this name: stored like every verified
+# request (as ``done``, never applied), which proves the path, the key and the storage at once.
+PROBE_SERVICE_NAME = "catalog_sync_probe"
+PROBE_REASON = "doctor probe: verified and stored, nothing to apply"
 
 _VERDICT_CODES: dict[str, tuple[int, int]] = {
     "PartnerId header does not match our partner id": (403, 4030),
@@ -119,7 +123,7 @@ class Notice:
 
     @property
     def is_order_notice(self) -> bool:
-        return self.service_name != "order_product_notify"
+        return self.service_name not in ("order_product_notify", PROBE_SERVICE_NAME)
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ def _classify(body: bytes, partner_id: int, digest: str) -> Notice | Invalid:
     if notification.header.partner_id != partner_id:
         return invalid("OrderNotifyHeader.PartnerId does not match the PartnerId header", inner)
     name = notification.header.notify_service_name.strip().lower()
+    if name == PROBE_SERVICE_NAME:
+        return Notice(service_name=name, subject="probe", payload={}, by_delivery=True)
     model = NOTICE_MODELS.get(name)
     if model is None:
         return invalid("unknown NotifyServiceName", inner)
@@ -395,6 +401,8 @@ def store_notification(
         service, subject, payload = verdict.service_name, verdict.subject, verdict.payload
         key = dedupe_key(service, payload, delivery.signature if verdict.by_delivery else "")
         status = InboxStatus.PENDING
+        if service == PROBE_SERVICE_NAME:
+            status, reason = InboxStatus.DONE, PROBE_REASON
     first = _first_body_of(session, delivery.signature, key, now)
     if isinstance(verdict, Notice) and verdict.is_order_notice and first != key:
         status, reason = InboxStatus.HELD, HELD_REASON

@@ -117,7 +117,9 @@ def _clock_skew(date_header: str | None, sent: float, received: float) -> float 
 
 
 def check_callback(settings: Settings, http: httpx.Client) -> str:
-    """A signed, empty notification to CALLBACK_URL: our receiver answers 400 (nothing stored)."""
+    """A signed probe notice to CALLBACK_URL: our receiver verifies it, stores it (as ``done``,
+    never applied) in this configuration's database and answers 1000."""
+    from callbacks.intake import PROBE_SERVICE_NAME
     from worker.signing import auth_headers
 
     path = settings.callback_signing_path
@@ -134,9 +136,19 @@ def check_callback(settings: Settings, http: httpx.Client) -> str:
         path,
         int(time.time() * 1000),
     )
+    probe = {
+        "OrderNotifyHeader": {
+            "PartnerId": settings.zzy_partner_id,
+            "NotifyServiceName": PROBE_SERVICE_NAME,
+        },
+        "OrderNotifyBody": "{}",
+    }
+    before = _probes_stored(settings)
     try:
         response = http.post(
-            settings.callback_url, content=b"{}", headers={**headers, "Content-Type": "text/plain"}
+            settings.callback_url,
+            content=json.dumps(probe).encode(),
+            headers={**headers, "Content-Type": "application/json"},
         )
     except httpx.HTTPError as exc:
         raise ProbeFailed(
@@ -147,17 +159,41 @@ def check_callback(settings: Settings, http: httpx.Client) -> str:
         code = response.json().get("Code")
     except (ValueError, AttributeError):
         code = None
-    if response.status_code == 400 and code in (4001, 4002):
-        return f"{settings.callback_url} verified a signed probe (answered {code}, nothing stored)"
     if response.status_code == 401:
         raise ProbeFailed(
             f"{settings.callback_url} refused our signature ({code}): the receiver's "
             "ZZY_SIGN_KEY or CALLBACK_PUBLIC_PATH differs from this one"
         )
-    raise ProbeFailed(
-        f"{settings.callback_url} answered HTTP {response.status_code} (Code {code}): "
-        "not this project's callback receiver"
-    )
+    if response.status_code != 200 or code != 1000:
+        raise ProbeFailed(
+            f"{settings.callback_url} answered HTTP {response.status_code} (Code {code}): "
+            "not this project's callback receiver"
+        )
+    if _probes_stored(settings) <= before:
+        raise ProbeFailed(
+            f"{settings.callback_url} acknowledged the probe but it is not in this DATABASE_URL: "
+            "the receiver stores into another database"
+        )
+    return f"{settings.callback_url} verified and stored a signed probe"
+
+
+def _probes_stored(settings: Settings) -> int:
+    """How many doctor probes the inbox of this configuration's database holds."""
+    from sqlalchemy import func, select
+
+    from callbacks.intake import PROBE_SERVICE_NAME
+    from models.db import make_engine
+    from models.inbox import InboxMessage
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            query = select(func.count()).where(InboxMessage.service_name == PROBE_SERVICE_NAME)
+            return int(connection.execute(query).scalar_one())
+    except Exception as exc:
+        raise ProbeFailed(f"cannot read the inbox ({type(exc).__name__})") from None
+    finally:
+        engine.dispose()
 
 
 def check_api_token(settings: Settings) -> str:

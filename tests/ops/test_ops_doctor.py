@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,11 @@ def test_doctor_passes_on_a_good_setup_and_masks_secrets(good: dict[str, str]) -
     assert result.exit_code == 0, result.output
     assert "all checks passed" in result.output
     assert "clock skew" in result.output and " ms" in result.output
-    assert "verified a signed probe" in result.output
+    assert "verified and stored a signed probe" in result.output
+    # The probe is stored like every verified request, as done: never applied, never invalid.
+    with sqlite3.connect(good["DATABASE_URL"].removeprefix("sqlite:///")) as connection:
+        rows = connection.execute("SELECT service_name, status FROM inbox").fetchall()
+    assert rows == [("catalog_sync_probe", "done")]
     assert SANDBOX_SIGN_KEY not in result.output and TOKEN not in result.output
     assert "ZZY_SIGN_KEY = *** (set)" in result.output
 

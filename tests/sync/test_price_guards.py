@@ -22,6 +22,7 @@ from models.base import utcnow
 from models.catalog import DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
 from worker.client import PRICES_PATH, SupplierClient
+from worker.clock import clock_for
 from worker.errors import SupplierBadPayload, SupplierBusy
 from worker.payloads import PriceCalendar, PriceRule, Product
 from worker.prices import (
@@ -329,7 +330,7 @@ def test_a_failed_single_refresh_is_recorded_as_an_attempt(
     sync_products(session_factory, supplier)
     pid = sandbox.state.catalog.authorized_ids()[0]
     faulty_prices(sandbox, pid)
-    started = utcnow()
+    started = clock_for(session_factory).now()  # the clock the stamps come from, not this host's
 
     with pytest.raises(SupplierBusy):  # the fault's busy answer, still busy after the retries
         refresh_prices(session_factory, supplier, pid, today=sandbox.state.today)
