@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from callbacks.sql import insert_ignore
@@ -35,8 +35,18 @@ from worker.payloads import RedemptionNotice, RefundNotice, TicketNotice
 
 
 def order_for(session: Session, order_id: int, origin_order_id: str | None = None) -> Order:
-    """The ledger row for a supplier order, created when first heard of, locked for update."""
+    """The ledger row for a supplier order, created when first heard of, locked for update.
+
+    An order we placed whose Create answer has not come back (or was lost) has its row already,
+    under its OriginOrderId and without an OrderId: a notice naming both adopts that row.
+    """
     now = utcnow()
+    if origin_order_id:
+        session.execute(
+            update(Order)
+            .where(Order.origin_order_id == origin_order_id, Order.supplier_order_id.is_(None))
+            .values(supplier_order_id=order_id)
+        )
     insert_ignore(
         session,
         Order,
