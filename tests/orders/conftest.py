@@ -14,13 +14,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "callbacks"))
 
-from callback_helpers import PATH, serving  # noqa: E402
+from callback_helpers import PATH, serving
 
-from callbacks.app import create_app  # noqa: E402
-from callbacks.tasks import sender_for  # noqa: E402
-from tests.callbacks.conftest import celery_queue, start_celery  # noqa: E402, F401
-from tests.conftest import make_settings  # noqa: E402
-from worker.runtime import Runtime, get_runtime  # noqa: E402
+from callbacks.app import create_app
+from callbacks.tasks import sender_for
+from tests.callbacks.conftest import celery_queue, start_celery  # noqa: F401, F811
+from tests.conftest import make_settings
+from worker.runtime import Runtime, get_runtime
 
 # A plain product: on shelf, no limits, refunds allowed, one price rule over 60 days.
 PLAIN = {

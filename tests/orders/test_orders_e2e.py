@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from callback_helpers import wait_for
 from click.testing import CliRunner
+from pydantic import SecretStr
 from conftest import UNIT_PRICE, Stack
 
 from models.orders import Order, OrderEvent, OrderHistory
@@ -36,6 +37,8 @@ MOBILE = "13812345678"
 ID_ADULT = "110101199003071234"
 ID_ADULT_2 = "110101198805052345"
 ID_CHILD = "110101201505051236"
+TOKEN = SecretStr("orders-test-token")
+BEARER = {"Authorization": "Bearer orders-test-token"}
 CONTACT = Holder(name="张三", mobile=MOBILE, id_number=ID_ADULT)
 
 
@@ -403,10 +406,13 @@ def test_personal_data_masked_in_ledger_api_cli_and_logs(
     listed = _cli(stack, monkeypatch, "list", "--json").output
     from catalog_api.app import create_app as create_api
 
-    api = create_api(stack.runtime.settings.model_copy(update={"catalog_api_token": None}))
-    got = api.test_client().get(f"/orders/{req.origin_order_id}")
-    assert got.status_code == 200
-    for text in (ledger, shown, listed, got.get_data(as_text=True), caplog.text):
+    api = create_api(stack.runtime.settings.model_copy(update={"catalog_api_token": TOKEN}))
+    client = api.test_client()
+    assert client.get(f"/orders/{req.origin_order_id}").status_code == 401
+    got = client.get(f"/orders/{req.origin_order_id}", headers=BEARER)
+    assert got.status_code == 200 and got.get_json()["status"] == "issued"
+    listed_api = client.get("/orders?status=issued", headers=BEARER).get_data(as_text=True)
+    for text in (ledger, shown, listed, got.get_data(as_text=True), listed_api, caplog.text):
         for secret in secrets:
             assert secret not in text
 
