@@ -18,9 +18,13 @@ from callback_helpers import PATH, serving
 
 from callbacks.app import create_app
 from callbacks.tasks import sender_for
-from tests.callbacks.conftest import celery_queue, start_celery  # noqa: F401, F811
+from tests.callbacks import conftest as callback_fixtures
 from tests.conftest import make_settings
 from worker.runtime import Runtime, get_runtime
+
+# The callback tests' fixtures: a unique Celery queue and a real worker on it.
+celery_queue = callback_fixtures.celery_queue
+start_celery = callback_fixtures.start_celery
 
 # A plain product: on shelf, no limits, refunds allowed, one price rule over 60 days.
 PLAIN = {

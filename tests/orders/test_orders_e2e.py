@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from callback_helpers import wait_for
 from click.testing import CliRunner
-from pydantic import SecretStr
 from conftest import UNIT_PRICE, Stack
+from pydantic import SecretStr
 
 from models.orders import Order, OrderEvent, OrderHistory
 from worker.orders import service
