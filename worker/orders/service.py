@@ -860,6 +860,7 @@ def refund(
         )
         session.add(batch)
         session.flush()
+        _settle(session, order)
         _history(
             session,
             order,
