@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callbacks.sql import insert_ignore
@@ -42,11 +42,15 @@ def order_for(session: Session, order_id: int, origin_order_id: str | None = Non
     """
     now = utcnow()
     if origin_order_id:
-        session.execute(
-            update(Order)
+        ours = session.scalars(
+            select(Order)
             .where(Order.origin_order_id == origin_order_id, Order.supplier_order_id.is_(None))
-            .values(supplier_order_id=order_id)
-        )
+            .with_for_update()
+        ).one_or_none()
+        if ours is not None:
+            from worker.orders.service import attach_supplier_order
+
+            attach_supplier_order(session, ours, order_id, source="notice")
     insert_ignore(
         session,
         Order,

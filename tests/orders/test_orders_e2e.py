@@ -428,3 +428,51 @@ def test_unit_price_is_a_json_number_with_its_exact_text() -> None:
 
 def _unused(value: date) -> None:  # keeps date imported for builders above
     del value
+
+
+def test_lost_create_reconciled_by_the_ticket_notice_merging_what_came_before(
+    stack: Stack,
+) -> None:
+    product_id = stack.product()
+    req = request(stack, product_id, quantity=2)
+    stack.sandbox.state.traffic.add_fault({"kind": "lost", "path": CREATE})
+    assert place(stack, req).result == "unknown"
+    (made,) = stack.supplier_orders(req.origin_order_id)
+    # A refund notice names only the OrderId: it lands on a ledger-only row first.
+    stack.sandbox.state.notify(
+        "order_refund_notify",
+        {
+            "OrderId": made["order_id"],
+            "RefundApplyNo": "",
+            "RefundStatus": 1,
+            "RefundReason": "",
+            "VoucherCode": ["V-1"],
+        },
+    )
+    with stack.runtime.sessions() as session:
+        assert wait_for(
+            lambda: (
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Order)
+                    .where(Order.supplier_order_id == made["order_id"])
+                )
+                == 1
+            )
+        )
+    stack.sandbox.state.notify(
+        "order_ticket_notify",
+        {
+            "OriginOrderId": req.origin_order_id,
+            "OrderId": made["order_id"],
+            "VoucherCode": {"OrderVoucherCode": "V-1", "OrderUserVouchers": []},
+            "TicketStatus": 1,
+        },
+    )
+    assert wait_for(lambda: view(stack, req.origin_order_id)["order_id"] == made["order_id"])
+    assert wait_for(lambda: status(stack, req.origin_order_id) == "issued")
+    shown = view(stack, req.origin_order_id)
+    assert shown["refunded_quantity"] == 1
+    with stack.runtime.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
+    assert stack.requests(CREATE) == 1 and len(stack.supplier_orders(req.origin_order_id)) == 1
