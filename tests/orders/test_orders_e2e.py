@@ -476,3 +476,40 @@ def test_lost_create_reconciled_by_the_ticket_notice_merging_what_came_before(
     with stack.runtime.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
     assert stack.requests(CREATE) == 1 and len(stack.supplier_orders(req.origin_order_id)) == 1
+
+
+def test_read_api_places_pays_and_lists_orders_with_the_same_token(stack: Stack) -> None:
+    from catalog_api.app import create_app as create_api
+
+    product_id = stack.product()
+    api = create_api(stack.runtime.settings.model_copy(update={"catalog_api_token": TOKEN}))
+    client = api.test_client()
+    day = (stack.today + timedelta(days=3)).isoformat()
+    body = {
+        "product_id": product_id,
+        "visit_date": day,
+        "quantity": 1,
+        "contact": {"name": "张三", "mobile": MOBILE},
+    }
+    assert client.post("/orders", json=body).status_code == 401
+    created = client.post("/orders", json=body, headers=BEARER)
+    assert created.status_code == 201, created.get_json()
+    origin = created.get_json()["order"]["origin_order_id"]
+    refused = client.post("/orders", json={**body, "quantity": 6}, headers=BEARER)
+    assert refused.status_code == 422 and refused.get_json()["rule"] == "max_number_by_order"
+    assert client.post("/orders", json={**body, "quantity": "x"}, headers=BEARER).status_code == 400
+    stack.sandbox.state.traffic.add_fault({"kind": "lost", "path": PAY})
+    lost = client.post(f"/orders/{origin}/pay", headers=BEARER)
+    assert lost.status_code == 202 and lost.get_json()["result"] == "unknown"
+    second = client.post("/orders", json=body, headers=BEARER).get_json()["order"]
+    listed = client.get("/orders?status=unknown", headers=BEARER).get_json()
+    assert [o["origin_order_id"] for o in listed["orders"]] == [origin]
+    page = client.get("/orders?limit=1", headers=BEARER).get_json()
+    assert page["next_cursor"] is not None
+    rest = client.get(f"/orders?limit=1&cursor={page['next_cursor']}", headers=BEARER).get_json()
+    assert [o["origin_order_id"] for o in rest["orders"]] == [second["origin_order_id"]]
+    cancelled = client.post(f"/orders/{second['origin_order_id']}/cancel", headers=BEARER)
+    assert cancelled.status_code == 200 and cancelled.get_json()["order"]["status"] == "cancelled"
+    assert client.get("/orders/nope", headers=BEARER).status_code == 404
+    assert wait_for(lambda: status(stack, origin) == "issued")
+    assert stack.requests(PAY) == 1
