@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from callback_helpers import wait_for
 from click.testing import CliRunner
-from conftest import UNIT_PRICE, Stack
 from pydantic import SecretStr
 
 from models.orders import Order, OrderEvent, OrderHistory
+from tests.orders.conftest import UNIT_PRICE, Stack
 from worker.orders import service
 from worker.orders.checks import Holder, OrderRequest
 
