@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 
 # Reconciliation of unknown orders by the beat task: attempts before it leaves them to an operator.
 MAX_RECONCILE_ATTEMPTS = 12
+# A Create or Pay in flight is unknown until it answers; beat looks at it only after this.
+IN_FLIGHT_GRACE = timedelta(minutes=5)
 
 
 class OrderSupplier(Protocol):
@@ -500,6 +502,8 @@ def place(
                 snapshot=_snapshot(verdict),
                 remark=request.remark,
                 reconcile_attempts=0,
+                # Should this process die before the answer, beat reconciles it after this.
+                next_reconcile_at=now + IN_FLIGHT_GRACE,
                 created_at=now,
                 updated_at=now,
             )
@@ -623,6 +627,7 @@ def pay(
         else:
             order.status = lc.UNKNOWN
             order.unknown_step = "pay"
+            order.next_reconcile_at = clock() + IN_FLIGHT_GRACE
             _history(
                 session,
                 order,
