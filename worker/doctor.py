@@ -117,7 +117,9 @@ def _clock_skew(date_header: str | None, sent: float, received: float) -> float 
 
 
 def check_callback(settings: Settings, http: httpx.Client) -> str:
-    """A signed, empty notification to CALLBACK_URL: our receiver answers 400 (nothing stored)."""
+    """A signed notification one byte over CALLBACK_MAX_BODY to CALLBACK_URL: our receiver checks
+    the signature, then refuses the size from the header (413, Code 4130, nothing read or
+    stored). Any verified body is stored, so a small probe would leave a row behind."""
     from worker.signing import auth_headers
 
     path = settings.callback_signing_path
@@ -136,7 +138,9 @@ def check_callback(settings: Settings, http: httpx.Client) -> str:
     )
     try:
         response = http.post(
-            settings.callback_url, content=b"{}", headers={**headers, "Content-Type": "text/plain"}
+            settings.callback_url,
+            content=b" " * (settings.callback_max_body + 1),
+            headers={**headers, "Content-Type": "text/plain"},
         )
     except httpx.HTTPError as exc:
         raise ProbeFailed(
@@ -147,7 +151,7 @@ def check_callback(settings: Settings, http: httpx.Client) -> str:
         code = response.json().get("Code")
     except (ValueError, AttributeError):
         code = None
-    if response.status_code == 400 and code in (4001, 4002):
+    if response.status_code == 413 and code == 4130:
         return f"{settings.callback_url} verified a signed probe (answered {code}, nothing stored)"
     if response.status_code == 401:
         raise ProbeFailed(
