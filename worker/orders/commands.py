@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from worker.orders.checks import Holder, OrderRequest
 
@@ -96,8 +97,35 @@ def _request(
 ) -> OrderRequest:
     from worker.orders.service import new_origin_order_id
 
+    try:
+        return _validated_request(
+            product_id,
+            visit_date,
+            quantity,
+            contact,
+            visitors,
+            session_code,
+            origin_order_id or new_origin_order_id(),
+            remark,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise click.UsageError(f"{where}: {first['msg']}") from None
+
+
+def _validated_request(
+    product_id: int,
+    visit_date: datetime,
+    quantity: int,
+    contact: str,
+    visitors: tuple[str, ...],
+    session_code: str | None,
+    origin_order_id: str,
+    remark: str | None,
+) -> OrderRequest:
     return OrderRequest(
-        origin_order_id=origin_order_id or new_origin_order_id(),
+        origin_order_id=origin_order_id,
         product_id=product_id,
         visit_date=date(visit_date.year, visit_date.month, visit_date.day),
         quantity=quantity,
@@ -119,12 +147,13 @@ def verify_command(as_json: bool, **booking: Any) -> None:
     """Run every check (and the supplier's Verify unless ORDER_VERIFY=false); place nothing."""
     from worker.orders.service import verify
 
+    wanted = _request(**booking)
     runtime = _runtime()
     try:
         outcome = verify(
             runtime.sessions,
             runtime.supplier,
-            _request(**booking),
+            wanted,
             use_verify=runtime.settings.order_verify,
         )
     finally:
@@ -138,12 +167,13 @@ def create_command(as_json: bool, **booking: Any) -> None:
     """Check, verify and create an order (Create is sent once)."""
     from worker.orders.service import place
 
+    wanted = _request(**booking)
     runtime = _runtime()
     try:
         outcome = place(
             runtime.sessions,
             runtime.supplier,
-            _request(**booking),
+            wanted,
             use_verify=runtime.settings.order_verify,
         )
     finally:
