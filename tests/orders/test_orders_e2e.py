@@ -502,8 +502,8 @@ def test_read_api_places_pays_and_lists_orders_with_the_same_token(stack: Stack)
     lost = client.post(f"/orders/{origin}/pay", headers=BEARER)
     assert lost.status_code == 202 and lost.get_json()["result"] == "unknown"
     second = client.post("/orders", json=body, headers=BEARER).get_json()["order"]
-    listed = client.get("/orders?status=unknown", headers=BEARER).get_json()
-    assert [o["origin_order_id"] for o in listed["orders"]] == [origin]
+    listed = client.get("/orders?status=awaiting_payment", headers=BEARER).get_json()
+    assert [o["origin_order_id"] for o in listed["orders"]] == [second["origin_order_id"]]
     page = client.get("/orders?limit=1", headers=BEARER).get_json()
     assert page["next_cursor"] is not None
     rest = client.get(f"/orders?limit=1&cursor={page['next_cursor']}", headers=BEARER).get_json()
