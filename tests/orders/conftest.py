@@ -99,11 +99,23 @@ class Stack:
 
 
 @pytest.fixture
+def http_timeout_s() -> float:
+    """The supplier timeout of the stack; a test may parametrize it."""
+    return 2.0
+
+
+@pytest.fixture
 def stack(
-    sandbox: Any, sqlite_url: str, redis_url: str, start_celery: Callable[..., Any]
+    sandbox: Any,
+    sqlite_url: str,
+    redis_url: str,
+    start_celery: Callable[..., Any],
+    http_timeout_s: float,
 ) -> Iterator[Stack]:
     """The sandbox sending signed notices to our receiver, applied by a real Celery worker."""
-    settings = make_settings(sandbox.url, sqlite_url, redis_url=redis_url, http_timeout_s=2.0)
+    settings = make_settings(
+        sandbox.url, sqlite_url, redis_url=redis_url, http_timeout_s=http_timeout_s
+    )
     celery = start_celery(settings)
     runtime = get_runtime()
     app = create_app(settings, send=sender_for(celery))

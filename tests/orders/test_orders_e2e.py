@@ -338,12 +338,13 @@ def test_lost_pay_reconciled_by_person_qr_codes_and_the_beat_task_without_notice
         assert stack.supplier_orders(req.origin_order_id)[0]["pays_accepted"] == 1
 
 
+@pytest.mark.parametrize("http_timeout_s", [12.0])
 def test_ticket_notice_arriving_before_the_create_call_returns(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     product_id = stack.product()
     req = request(stack, product_id)
-    stack.sandbox.state.traffic.add_fault({"kind": "late", "path": CREATE, "hold_s": 1.5})
+    stack.sandbox.state.traffic.add_fault({"kind": "late", "path": CREATE, "hold_s": 6.0})
     results: list[service.Outcome] = []
     worker = threading.Thread(target=lambda: results.append(place(stack, req)))
     worker.start()
@@ -362,7 +363,7 @@ def test_ticket_notice_arriving_before_the_create_call_returns(
         lambda: any(
             h["action"] == "ticket_notice" for h in view(stack, req.origin_order_id)["history"]
         ),
-        5,
+        5.5,
     )
     assert results == []  # the notice was applied while Create had not returned yet
     worker.join(10)
