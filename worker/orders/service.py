@@ -863,6 +863,7 @@ def refund(
             created_at=clock(),
             updated_at=clock(),
         )
+        before = order.status
         session.add(batch)
         session.flush()
         _settle(session, order)
@@ -872,7 +873,7 @@ def refund(
             source="call",
             action="refund_sent",
             outcome="sent",
-            before=order.status,
+            before=before,
             detail={"refund_id": batch.refund_id, "count": count},
         )
         _settle(session, order)
