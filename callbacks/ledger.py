@@ -35,8 +35,22 @@ from worker.payloads import RedemptionNotice, RefundNotice, TicketNotice
 
 
 def order_for(session: Session, order_id: int, origin_order_id: str | None = None) -> Order:
-    """The ledger row for a supplier order, created when first heard of, locked for update."""
+    """The ledger row for a supplier order, created when first heard of, locked for update.
+
+    An order we placed whose Create answer has not come back (or was lost) has its row already,
+    under its OriginOrderId and without an OrderId: a notice naming both adopts that row.
+    """
     now = utcnow()
+    if origin_order_id:
+        ours = session.scalars(
+            select(Order)
+            .where(Order.origin_order_id == origin_order_id, Order.supplier_order_id.is_(None))
+            .with_for_update()
+        ).one_or_none()
+        if ours is not None:
+            from worker.orders.service import attach_supplier_order
+
+            attach_supplier_order(session, ours, order_id, source="notice")
     insert_ignore(
         session,
         Order,

@@ -245,12 +245,14 @@ def _refresh(notice: ProductNotice, catalog: Catalog) -> None:
 
 def apply_order_notice(session: Session, notice: Any, inbox_id: int) -> None:
     """Route an order notice to the ledger, inside the caller's transaction."""
+    from worker.orders.service import on_notice
+
     if isinstance(notice, TicketNotice):
-        record_ticket(session, notice, inbox_id)
+        on_notice(session, record_ticket(session, notice, inbox_id), "ticket", inbox_id)
     elif isinstance(notice, RedemptionNotice):
-        record_redemption(session, notice, inbox_id)
+        on_notice(session, record_redemption(session, notice, inbox_id), "redemption", inbox_id)
     elif isinstance(notice, RefundNotice):
-        record_refund(session, notice, inbox_id)
+        on_notice(session, record_refund(session, notice, inbox_id), "refund", inbox_id)
     else:  # pragma: no cover - NOTICE_MODELS and this function move together
         raise TypeError(f"no ledger rule for {type(notice).__name__}")
 

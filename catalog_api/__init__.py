@@ -1,4 +1,4 @@
-"""The catalog read API: a read-only Flask app for the distributor's own systems.
+"""The catalog read API: a Flask app for the distributor's own systems (read-only but orders).
 
 Served by ``gunicorn 'catalog_api.app:create_app()'`` (settings from the environment) or
 ``catalog-sync api --port P`` locally. JSON with snake_case keys; money is a decimal string with
@@ -21,6 +21,9 @@ Routes (``/openapi.json`` is the full contract, checked against real responses b
   (``queries.changes_after`` explains how: consecutive seqs are served at once, a hole is
   passed only when no writer holds a lock on ``changes`` or after it persisted a settle delay).
 * ``GET /openapi.json``, ``GET /healthz`` (never needs the token), ``GET /metrics``.
+* ``/orders`` (``catalog_api.orders``): place, pay, cancel, refund, show and list orders
+  through the supplier; the one part that writes, and only when the process has supplier
+  settings (else 503).
 
 Product and calendar replies carry a strong ETag over the body and honour ``If-None-Match``.
 With ``CATALOG_API_TOKEN`` set, every route but ``/healthz`` needs ``Authorization: Bearer``.

@@ -16,14 +16,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from catalog_api import auth, changes, docs, health, metrics, openapi, products
+from catalog_api import auth, changes, docs, health, metrics, openapi, orders, products
 from catalog_api.context import ApiState, close_session
 from catalog_api.params import MAX_WAIT_S, BadParameter
 from catalog_api.queries import GapClock
 from catalog_api.waiting import ChangeWatcher
 from models.db import ensure_schema, make_engine, make_session_factory
 from worker.logs import configure_logging
-from worker.settings import ConfigError, ReadApiSettings, load_settings
+from worker.settings import ConfigError, ReadApiSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def create_app(
     Raises ``ConfigError`` when no token is set and anonymous access was not asked for.
     """
     if settings is None:
-        settings = load_settings(ReadApiSettings)
+        settings = _settings_from_environment()
         token = settings.catalog_api_token
         configure_logging(
             settings.log_level, [token.get_secret_value()] if token else [], settings.log_format
@@ -73,7 +73,7 @@ def create_app(
     token = settings.catalog_api_token
     auth.init_app(app, token.get_secret_value() if token else None)
     metrics.init_app(app, registry, multiprocess=settings.prometheus_multiproc_dir is not None)
-    for module in (products, changes, openapi, health, metrics, docs):
+    for module in (products, changes, orders, openapi, health, metrics, docs):
         app.register_blueprint(module.bp)
     app.teardown_appcontext(close_session)
     app.register_error_handler(BadParameter, _bad_parameter)
@@ -81,6 +81,15 @@ def create_app(
     app.register_error_handler(DBAPIError, _database_unavailable)
     app.register_error_handler(PoolTimeout, _database_unavailable)
     return app
+
+
+def _settings_from_environment() -> ReadApiSettings:
+    """The full settings when the supplier is configured (the order routes use it), else the
+    read-only ones."""
+    try:
+        return load_settings(Settings)
+    except ConfigError:
+        return load_settings(ReadApiSettings)
 
 
 def error(status: int, code: str, message: str) -> tuple[Response, int]:

@@ -244,6 +244,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **_order_paths(),
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -369,6 +370,7 @@ def document() -> dict[str, Any]:
                         "detail": {"type": ["object", "null"]},
                     }
                 ),
+                **_order_schemas(),
                 "ChangePage": _object(
                     {
                         "changes": {
@@ -380,6 +382,189 @@ def document() -> dict[str, Any]:
                     }
                 ),
             },
+        },
+    }
+
+
+ORIGIN = {
+    "name": "origin_order_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+}
+ORDER_STATUSES = [
+    "unknown",
+    "rejected",
+    "awaiting_payment",
+    "paid",
+    "awaiting_ticket",
+    "issued",
+    "ticket_failed",
+    "payment_failed",
+    "cancelled",
+    "redeemed",
+    "refund_pending",
+    "refunded",
+]
+
+
+def _outcomes(done: str = "200") -> dict[str, Any]:
+    return {
+        done: {"description": "done", "content": _json("OrderOutcome")},
+        "202": {
+            "description": "outcome unknown: the answer was lost; reconciled, never sent again",
+            "content": _json("OrderOutcome"),
+        },
+        "422": {
+            "description": "refused: a check or the supplier said no (rule names it)",
+            "content": _json("OrderOutcome"),
+        },
+        "400": ERRORS["400"],
+        "401": ERRORS["401"],
+        "503": {
+            "description": "the database is unavailable, or this API has no supplier settings",
+            "content": _json("Error"),
+        },
+    }
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": _json(ref)}
+
+
+def _order_paths() -> dict[str, Any]:
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+    return {
+        "/orders": {
+            "get": {
+                "summary": "Orders placed here, oldest first, keyset paginated",
+                "parameters": [
+                    _query("status", {"type": "string", "enum": ORDER_STATUSES}, "only these"),
+                    _query(
+                        "updated_since",
+                        TIMESTAMP,
+                        "only orders moved at or after this time (ISO 8601 with offset)",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", limit, "page size"),
+                ],
+                "responses": {
+                    "200": {"description": "a page of orders", "content": _json("OrderPage")},
+                    **{k: ERRORS[k] for k in ("400", "401", "503")},
+                },
+            },
+            "post": {
+                "summary": "Check, verify and create an order (Create is sent once)",
+                "requestBody": _body("NewOrder"),
+                "responses": _outcomes("201"),
+            },
+        },
+        "/orders/{origin_order_id}": {
+            "get": {
+                "summary": "One order: status, quantities, masked vouchers, history",
+                "parameters": [ORIGIN],
+                "responses": {
+                    "200": {"description": "the order", "content": _json("Order")},
+                    "404": {"description": "no such order", "content": _json("Error")},
+                    **{k: ERRORS[k] for k in ("400", "401", "503")},
+                },
+            }
+        },
+        "/orders/{origin_order_id}/pay": {
+            "post": {
+                "summary": "Pay once; never for an unknown or paid order",
+                "parameters": [ORIGIN],
+                "responses": _outcomes(),
+            }
+        },
+        "/orders/{origin_order_id}/cancel": {
+            "post": {
+                "summary": "Cancel an order awaiting payment",
+                "parameters": [ORIGIN],
+                "responses": _outcomes(),
+            }
+        },
+        "/orders/{origin_order_id}/refund": {
+            "post": {
+                "summary": "Apply for a refund of some tickets (a new, unique RefundId)",
+                "parameters": [ORIGIN],
+                "requestBody": _body("RefundRequest"),
+                "responses": _outcomes(),
+            }
+        },
+    }
+
+
+def _order_schemas() -> dict[str, Any]:
+    holder = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "mobile": {"type": "string", "minLength": 1, "maxLength": 32},
+            "id_number": {"type": ["string", "null"], "maxLength": 32},
+        },
+        "required": ["name", "mobile"],
+        "additionalProperties": False,
+    }
+    order = {
+        "type": "object",
+        "description": "personal data masked; money as decimal strings",
+        "properties": {
+            "origin_order_id": {"type": "string"},
+            "order_id": {"type": ["integer", "null"]},
+            "status": {"type": "string", "enum": ORDER_STATUSES},
+            "quantity": {"type": ["integer", "null"]},
+            "redeemed_quantity": {"type": "integer"},
+            "refunded_quantity": {"type": "integer"},
+            "product_id": {"type": ["integer", "null"]},
+            "visit_date": {"anyOf": [DATE, {"type": "null"}]},
+            "unit_price": _nullable(MONEY),
+            "vouchers": {"type": "array", "items": {"type": "object"}},
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["origin_order_id", "order_id", "status", "quantity"],
+    }
+    return {
+        "NewOrder": {
+            "type": "object",
+            "properties": {
+                "product_id": ID,
+                "visit_date": DATE,
+                "quantity": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                "contact": holder,
+                "visitors": {"type": "array", "items": holder},
+                "session_code": {"type": ["string", "null"]},
+                "origin_order_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64},
+                "remark": {"type": ["string", "null"], "maxLength": 500},
+            },
+            "required": ["product_id", "visit_date", "quantity", "contact"],
+            "additionalProperties": False,
+        },
+        "RefundRequest": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                "vouchers": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["count"],
+            "additionalProperties": False,
+        },
+        "Order": order,
+        "OrderPage": _object(
+            {
+                "orders": {"type": "array", "items": {"type": "object"}},
+                "next_cursor": {"type": ["string", "null"]},
+            }
+        ),
+        "OrderOutcome": {
+            "type": "object",
+            "properties": {
+                "result": {"type": "string", "enum": ["done", "refused", "unknown"]},
+                "message": {"type": "string"},
+                "rule": {"type": "string"},
+                "order": {"anyOf": [{"$ref": "#/components/schemas/Order"}, {"type": "null"}]},
+            },
+            "required": ["result", "message"],
         },
     }
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,7 @@ def notifications(env: dict[str, str], admin: httpx.Client, ids: list[int]) -> N
             f"GET /catalog/products?status=on_shelf&limit=3 -> {[p['product_id'] for p in listing['products']]}, "
             f"next_cursor={listing['next_cursor']!r}"
         )
+        one_order(env, admin, api, ids)
     finally:
         for process in processes:
             process.terminate()
@@ -260,6 +262,114 @@ def notifications(env: dict[str, str], admin: httpx.Client, ids: list[int]) -> N
                 process.kill()
         web.close()
         api.close()
+
+
+ORDERABLE = {
+    "ProductStatus": 1,
+    "EntranceMode": 0,
+    "CustomerSet": 2,
+    "MaxNumberByOrder": 0,
+    "MaxNumberByMobile": 0,
+    "MaxNumberByCardID": 0,
+    "MinAge": 0,
+    "MaxAge": 0,
+    "RefundSet": 1,
+    "TotoalStock": 0,
+    "BookingTime": None,
+}
+
+
+def order_cli(*args: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``catalog-sync order ...``, show its exit code, and return its --json answer."""
+    print("$ catalog-sync order " + " ".join(args), flush=True)
+    done = subprocess.run(
+        [str(BIN / "catalog-sync"), "order", *args, "--json"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    answer: dict[str, Any] = json.loads(done.stdout) if done.stdout.strip() else {}
+    order = answer.get("order", answer)
+    print(
+        f"  exit {done.returncode}: {answer.get('message', '')} -> status "
+        f"{order.get('status')}, redeemed {order.get('redeemed_quantity')}, "
+        f"refunded {order.get('refunded_quantity')}"
+    )
+    return answer
+
+
+def wait_for_order(
+    env: dict[str, str], origin: str, until: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Poll ``order show`` until the worker has applied the supplier's notice."""
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(
+            [str(BIN / "catalog-sync"), "order", "show", origin, "--json"],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        shown: dict[str, Any] = json.loads(done.stdout) if done.stdout.strip() else {}
+        if until(shown) or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.5)
+
+
+def one_order(env: dict[str, str], admin: httpx.Client, api: httpx.Client, ids: list[int]) -> None:
+    """Place, pay, redeem and refund one order; the notices move the same ledger row."""
+    heading("8. One order: checked, created, paid, redeemed at the gate, partly refunded")
+    product_id = next(
+        pid
+        for pid in ids[12:]
+        if not admin.get(f"/_admin/products/{pid}/seats").json().get("seats")
+    )
+    admin.post(f"/_admin/products/{product_id}/version", json={"changes": ORDERABLE})
+    run("sync", "--product", str(product_id), env=env)
+    calendar = api.get(f"/catalog/products/{product_id}/calendar").json()["days"]
+    day = next(d for d in calendar if d["bookable_until"] and (d["stock"] or 9) >= 2)["date"]
+    origin = f"DEMO-{int(time.time())}"
+    booking = ["--product", str(product_id), "--date", day, "--quantity", "2"]
+    contact = ["--contact", "张三,13812345678"]
+    order_cli("verify", *booking, *contact, env=env)
+    order_cli("create", *booking, *contact, "--origin-order-id", origin, env=env)
+    paid = order_cli("pay", origin, env=env)
+    order_id = paid["order"]["order_id"]
+    wait_for_order(env, origin, lambda o: any(h["action"] == "ticket_notice" for h in o["history"]))
+    print(f"the gate scans one ticket: POST /_admin/orders/{order_id}/redeem")
+    admin.post(f"/_admin/orders/{order_id}/redeem", json={"count": 1})
+    wait_for_order(env, origin, lambda o: o.get("redeemed_quantity") == 1)
+    order_cli("refund", origin, "--count", "1", env=env)
+    apply_id = admin.get("/_admin/refunds").json()["refunds"][-1]["apply_id"]
+    print(f"the supplier approves it: POST /_admin/refunds/{apply_id}/review")
+    admin.post(f"/_admin/refunds/{apply_id}/review", json={"approve": True})
+    wait_for_order(env, origin, lambda o: o.get("refunded_quantity") == 1)
+    print("$ catalog-sync order show " + origin, flush=True)
+    subprocess.run([str(BIN / "catalog-sync"), "order", "show", origin], env=env, check=False)
+    got = api.get(f"/orders/{origin}").json()
+    show(
+        f"GET /orders/{origin} (abridged)",
+        {
+            k: got.get(k)
+            for k in (
+                "order_id",
+                "status",
+                "quantity",
+                "redeemed_quantity",
+                "refunded_quantity",
+                "unit_price",
+                "vouchers",
+            )
+        },
+    )
+    sandbox_order = admin.get(f"/_admin/orders/{order_id}").json()["order"]
+    print(
+        f"the supplier's side: status {sandbox_order['status']}, pays accepted "
+        f"{sandbox_order['pays_accepted']}, checked {sandbox_order['checked']}, "
+        f"refunded {sandbox_order['refunded']}"
+    )
 
 
 if __name__ == "__main__":

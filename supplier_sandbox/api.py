@@ -94,6 +94,12 @@ def _fault_answer(fault: Fault) -> Response | None:
     if fault.kind == "slow-body":
         g.slow_body = True
         return None  # answer for real, then trickle it out and stop halfway
+    if fault.kind == "lost":
+        g.lost_answer = True
+        return None  # served for real; the answer is dropped on the way out
+    if fault.kind == "late":
+        g.late_s = fault.hold_s
+        return None  # served for real; the answer leaves after hold_s
     if fault.kind == "timeout":
         current_state().traffic.hold(fault.hold_s)
         return None  # then answer for real: the work is done even if the caller gave up
@@ -132,6 +138,18 @@ def _drop_connection() -> None:
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+@bp.after_app_request
+def lose_or_delay(response: Response) -> Response:
+    """The lost and late faults: the work is done; its answer is dropped, or held back."""
+    if getattr(g, "lost_answer", False):
+        _drop_connection()
+        return Response(b"", status=500)  # never delivered: the connection is gone
+    late = getattr(g, "late_s", None)
+    if late:
+        current_state().traffic.hold(float(late))
+    return response
 
 
 @bp.after_app_request

@@ -10,7 +10,18 @@ from supplier_sandbox.params import lookup
 
 # Answered instead of the real response, before the signature is even checked.
 TRANSPORT_KINDS = frozenset(
-    {"http500", "http429", "rejected", "timeout", "not_json", "busy", "reset", "slow-body"}
+    {
+        "http500",
+        "http429",
+        "rejected",
+        "timeout",
+        "not_json",
+        "busy",
+        "reset",
+        "slow-body",
+        "lost",  # served for real, then the connection drops: the work is done, the answer lost
+        "late",  # served for real, then the answer waits ``hold_s`` before it is sent
+    }
 )
 # Applied while serving a properly signed request.
 SERVE_KINDS = frozenset({"empty_page", "drift_insert", "drift_remove"})

@@ -112,13 +112,16 @@ class OrderBook:
         with self._lock:
             order = self._order(request.order_id)
             if order.is_cancelled:
+                order.pays_refused += 1
                 raise Rejected("订单已取消，不能支付")
             if order.status != AWAITING_PAYMENT:
+                order.pays_refused += 1
                 raise Rejected("订单已支付，请勿重复支付")
             if request.ticket_count is not None and request.ticket_count != order.quantity:
                 raise Rejected("支付票数与订单票数不一致")
             unit = request.unit_price if request.unit_price is not None else order.unit_price
             order.pay_money = unit * order.quantity
+            order.pays_accepted += 1
             order.status = PAID
             if self.auto_issue:
                 self._issue(order, ok=True)

@@ -119,6 +119,8 @@ class Order:
     user_vouchers: list[dict[str, str]] = field(default_factory=list)
     checked: int = 0
     refunded: int = 0
+    pays_accepted: int = 0  # Pay calls that paid this order (a real supplier takes one)
+    pays_refused: int = 0
 
     @property
     def usable(self) -> int:
@@ -147,6 +149,8 @@ class Order:
             "user_vouchers": list(self.user_vouchers),
             "checked": self.checked,
             "refunded": self.refunded,
+            "pays_accepted": self.pays_accepted,
+            "pays_refused": self.pays_refused,
             "begin_play_time": self.begin_play_time,
             "end_play_time": self.end_play_time,
             "remark": self.remark,
@@ -252,6 +256,9 @@ def parse_create(body: Mapping[str, Any]) -> CreateRequest:
 def parse_pay(body: Mapping[str, Any]) -> PayRequest:
     """1.1.5: which order, and optionally the unit price and ticket count paid for."""
     ticket_count = optional_int(lookup(body, "TicketCount"), "TicketCount")
+    if isinstance(lookup(body, "UnitPrice"), str):
+        # 1.1.5 types UnitPrice as a decimal number; a strict binder refuses a string.
+        raise Rejected("参数UnitPrice格式错误，应为数字")
     return PayRequest(
         order_id=required_int(lookup(body, "OrderId"), "OrderId"),
         unit_price=optional_decimal(lookup(body, "UnitPrice"), "UnitPrice"),

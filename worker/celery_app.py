@@ -43,7 +43,7 @@ QUEUE = "catalog-sync"
 URGENT_PRIORITY = 0
 ROLLING_PRIORITY = 9
 RELAY_INTERVAL_S = 60.0
-INCLUDE = ("worker.tasks", "callbacks.tasks")
+INCLUDE = ("worker.tasks", "callbacks.tasks", "worker.orders.tasks")
 REDIS_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
     "queue_order_strategy": "priority",
@@ -101,6 +101,11 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
             "rolling-price-refresh": {
                 "task": "worker.tasks.rolling_price_refresh",
                 "schedule": settings.price_refresh_interval_s,
+            },
+            # Orders whose Create or Pay answer was lost: PersonQrCodes, with back-off.
+            "reconcile-orders": {
+                "task": "worker.orders.tasks.reconcile_orders",
+                "schedule": settings.order_reconcile_interval_s,
             },
             # Re-queues inbox rows whose processing task was lost; parks repeated failures.
             "relay-inbox": {

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "inbox": "callbacks.commands:inbox",
     "api": "catalog_api.commands:api",
     "doctor": "worker.doctor:doctor",
+    "order": "worker.orders.commands:order",
 }
 
 

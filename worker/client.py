@@ -68,6 +68,7 @@ from worker.payloads import (
     RefundResult,
     VerifyOrderRequest,
     negatives_read_as_zero,
+    wire_json,
 )
 from worker.ratelimit import NoLimit, RateLimiter
 from worker.settings import Settings
@@ -482,7 +483,7 @@ class SupplierClient:
         content = None
         if body is not None:
             wire = {"PartnerId": self._partner_id, **body.to_wire()}
-            content = json.dumps(wire, ensure_ascii=False).encode()
+            content = wire_json(wire)
         request = self._http.build_request(method, path, params=params, content=content)
         signed_path = request.url.path
         # Wait for the rate budget first: a timestamp taken before a long wait could go stale.

@@ -490,6 +490,37 @@ class PayOrderRequest(OutgoingModel):
     eticket_no: str | None = Field(default=None, alias="EticketNo")
     ticket_count: int | None = Field(default=None, alias="TicketCount")
 
+    def to_wire(self) -> dict[str, Any]:
+        """``UnitPrice`` stays a Decimal: ``wire_json`` writes it as a JSON number, exactly."""
+        wire = super().to_wire()
+        if self.unit_price is not None:
+            wire["UnitPrice"] = self.unit_price
+        return wire
+
+
+def wire_json(wire: dict[str, Any]) -> bytes:
+    """The JSON text of an outgoing body; a Decimal is a JSON number with its exact decimal text
+    (1.1.5 types ``UnitPrice`` as a decimal number: a string is refused by a strict binder)."""
+    numbers: dict[str, str] = {}
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError("a money amount must be finite")
+            token = f"@@decimal-{len(numbers)}-{id(numbers)}@@"
+            numbers[json.dumps(token)] = format(value, "f")
+            return token
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        return value
+
+    text = json.dumps(swap(wire), ensure_ascii=False)
+    for token, number in numbers.items():
+        text = text.replace(token, number)
+    return text.encode()
+
 
 class UserVoucher(SupplierModel):
     """A per-visitor entry voucher."""

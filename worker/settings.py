@@ -93,6 +93,11 @@ class Settings(ReadApiSettings):
     supplier_transient_codes: str = "500-"
     supplier_transient_messages: str = "繁忙,稍后,超时,busy,timeout"
 
+    # Orders: send /order/Verify after the local checks, before Create.
+    order_verify: bool = True
+    # The beat task that reconciles orders whose Create or Pay answer was lost.
+    order_reconcile_interval_s: float = Field(default=60.0, gt=0)
+
     # Broker (the database is in ReadApiSettings).
     redis_url: str | None = None
     broker_db_url: str = "sqlite:///var/broker.db"

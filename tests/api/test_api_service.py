@@ -121,7 +121,9 @@ def test_openapi_document_describes_every_route(client: FlaskClient, app: Flask)
     doc = client.get("/openapi.json").json
     assert doc["openapi"].startswith("3.1")
     routes = {
-        rule.rule.replace("<product_id>", "{product_id}")
+        rule.rule.replace("<product_id>", "{product_id}").replace(
+            "<origin_order_id>", "{origin_order_id}"
+        )
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static" and not rule.endpoint.startswith("docs.")  # the UI, not API
     }

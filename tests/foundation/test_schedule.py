@@ -21,6 +21,7 @@ def test_every_beat_entry_is_a_registered_task(tmp_path: Path) -> None:
         "worker.tasks.product_pass",
         "worker.tasks.rolling_price_refresh",
         "callbacks.tasks.relay_inbox",
+        "worker.orders.tasks.reconcile_orders",
     }
     for entry in schedule.values():
         assert entry["task"] in app.tasks, entry["task"]
