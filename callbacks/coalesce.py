@@ -28,10 +28,6 @@ class Decision:
     run_now: bool
     run_after_s: float | None = None  # schedule one trailing refresh this many seconds from now
 
-    @property
-    def is_dropped(self) -> bool:
-        return not self.run_now and self.run_after_s is None
-
 
 NOW = Decision(run_now=True)
 DROP = Decision(run_now=False)

@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks.coalesce import NOW, Coalescer
@@ -360,15 +360,3 @@ def _record_failure(
             )
         )
     return parked
-
-
-def pending_ids(session: Session, limit: int = 100) -> list[int]:
-    """Ids of rows still waiting, oldest first (for tests and the CLI)."""
-    return list(
-        session.scalars(
-            select(InboxMessage.id)
-            .where(InboxMessage.status == InboxStatus.PENDING)
-            .order_by(InboxMessage.id)
-            .limit(limit)
-        )
-    )

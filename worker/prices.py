@@ -593,15 +593,3 @@ def drop_expired_days(sessions: sessionmaker[Session], today: date | None = None
             result = session.execute(delete(table).where(table.day < today))
             deleted += getattr(result, "rowcount", 0) or 0
         return deleted
-
-
-def refresh_batch(
-    sessions: sessionmaker[Session],
-    supplier: SupplierClient,
-    product_ids: Sequence[int],
-    *,
-    window_days: int,
-) -> PriceBatch:
-    """One rolling tick done in-process (the CLI and embedded use); tasks fan out instead."""
-    drop_expired_days(sessions)
-    return refresh_many(sessions, supplier, product_ids, window_days=window_days)

@@ -22,6 +22,7 @@ from worker.locks import holding, lock_dir_for, pass_lock
 from worker.prices import drop_expired_days, due_for_refresh, refresh_prices
 from worker.products import sync_one_product, sync_products
 from worker.runtime import get_runtime
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,20 @@ RETRY = {
     "retry_jitter": True,
     "max_retries": 6,
 }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The sync's periodic tasks: the product pass and the rolling price refresh."""
+    return {
+        "product-pass": {
+            "task": "worker.tasks.product_pass",
+            "schedule": settings.product_pass_interval_s,
+        },
+        "rolling-price-refresh": {
+            "task": "worker.tasks.rolling_price_refresh",
+            "schedule": settings.price_refresh_interval_s,
+        },
+    }
 
 
 def _send(name: str, args: list[Any], *, urgent: bool) -> None:
