@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 from callbacks.sql import insert_ignore
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
 from worker.logs import mask, mask_id_card, mask_mobile
-from worker.payloads import (
+from worker.supplier.payloads import (
     NOTICE_MODELS,
     Notification,
     ProductNotice,
@@ -58,7 +58,7 @@ from worker.payloads import (
     UnreadableNumber,
     loads_notice_json,
 )
-from worker.signing import verify_request
+from worker.supplier.signing import verify_request
 
 SUCCESS = {"Code": 1000, "IsSuccess": True, "LogId": "", "Message": "收到通知"}
 # A stored row whose processing task is lost is re-queued by the relay after this long.

@@ -59,8 +59,8 @@ def sender_for(app: Celery) -> Callable[[int], None]:
 
 def catalog_for(runtime: Runtime) -> Catalog:
     """The catalog sync's functions bound to this process's sessions and supplier client."""
-    from worker.prices import refresh_prices
-    from worker.products import set_shelf_status, sync_one_product
+    from worker.sync.prices import refresh_prices
+    from worker.sync.products import set_shelf_status, sync_one_product
     from worker.tasks import queue_product_refresh
 
     window = runtime.settings.price_window_days

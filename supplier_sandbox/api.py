@@ -20,7 +20,7 @@ from supplier_sandbox.order_records import parse_create, parse_pay, parse_refund
 from supplier_sandbox.params import lookup, optional_int, required_date, required_int, required_str
 from supplier_sandbox.quirks import BUSY_ANSWERS, HTTP_ERRORS, price_data, product_page
 from supplier_sandbox.replies import current_state, supplier_reply
-from worker.signing import verify_request
+from worker.supplier.signing import verify_request
 
 PRODUCTS_PATH = "/product/getProductByDistributor"
 PRICES_PATH = "/product/getProductPriceByDistributor"

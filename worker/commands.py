@@ -168,11 +168,11 @@ def sync(prices: str, product_id: int | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worker.errors import SupplierError
     from worker.locks import holding, lock_dir_for, pass_lock
-    from worker.prices import refresh_many
-    from worker.products import sync_one_product, sync_products
     from worker.runtime import build_runtime
+    from worker.supplier.errors import SupplierError
+    from worker.sync.prices import refresh_many
+    from worker.sync.products import sync_one_product, sync_products
 
     settings = _settings()
     if settings.redis_url is not None:  # before anything changes: the pass lock lives there
@@ -277,7 +277,7 @@ def status(as_json: bool) -> None:
     from sqlalchemy.engine import make_url
 
     from models.db import ensure_schema, make_engine, make_session_factory
-    from worker.status import collect_status, problems
+    from worker.sync.status import collect_status, problems
 
     local = _local()
     url = make_url(local.database_url)

@@ -15,11 +15,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import ensure_schema, make_engine, make_session_factory
-from worker.client import SupplierClient
 from worker.locks import lock_dir_for
-from worker.ratelimit import FileRateLimiter, RateLimiter, RedisRateLimiter
 from worker.settings import Settings, load_settings
 from worker.startup import REDIS_TIMEOUTS
+from worker.supplier.client import SupplierClient
+from worker.supplier.ratelimit import FileRateLimiter, RateLimiter, RedisRateLimiter
 
 RATE_LIMIT_KEY = "catalog-sync:supplier-rate"
 # PostgreSQL: no statement of a worker runs, or waits on a lock, without bound (a task would

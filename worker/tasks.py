@@ -16,13 +16,13 @@ from models.base import utcnow
 from models.catalog import Product
 from worker.celery_app import ROLLING_PRIORITY, URGENT_PRIORITY, get_app
 from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
-from worker.diff import PRICE_DUE_KINDS
-from worker.errors import SupplierUnavailable
 from worker.locks import holding, lock_dir_for, pass_lock
-from worker.prices import drop_expired_days, due_for_refresh, refresh_prices
-from worker.products import sync_one_product, sync_products
 from worker.runtime import get_runtime
 from worker.settings import Settings
+from worker.supplier.errors import SupplierUnavailable
+from worker.sync.plan import PRICE_DUE_KINDS
+from worker.sync.prices import drop_expired_days, due_for_refresh, refresh_prices
+from worker.sync.products import sync_one_product, sync_products
 
 log = logging.getLogger(__name__)
 

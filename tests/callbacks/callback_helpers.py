@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from models.inbox import InboxMessage
-from worker.signing import auth_headers
+from worker.supplier.signing import auth_headers
 
 PARTNER_ID = 9258
 SIGN_KEY = "zzy-sandbox-signkey"

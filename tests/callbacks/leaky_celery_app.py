@@ -20,6 +20,6 @@ app = create_celery(load_settings(), queue=os.environ.get("LEAKY_QUEUE", "leaky"
 
 @app.task(name=LEAKY_TASK)  # type: ignore[misc]
 def leaky() -> None:
-    logging.getLogger("worker.client").warning("supplier rejected the request: %s", LEAK)
+    logging.getLogger("worker.supplier.client").warning("supplier rejected the request: %s", LEAK)
     get_task_logger(__name__).warning("task logger: %s", LEAK)
     raise RuntimeError(LEAK)

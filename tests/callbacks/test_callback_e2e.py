@@ -73,7 +73,7 @@ def test_contract_samples_end_to_end_through_a_real_worker(
     )
     celery = start_celery(settings)
     runtime = get_runtime()
-    from worker.products import sync_one_product
+    from worker.sync.products import sync_one_product
 
     product_id = sandbox.state.catalog.authorized_ids()[0]
     sync_one_product(runtime.sessions, runtime.supplier, product_id)
@@ -108,7 +108,7 @@ def test_price_notices_refresh_the_calendar_coalesced_into_leading_and_trailing_
     )
     celery = start_celery(settings)
     runtime = get_runtime()
-    from worker.products import sync_one_product
+    from worker.sync.products import sync_one_product
 
     product_id = sandbox.state.catalog.authorized_ids()[1]
     sync_one_product(runtime.sessions, runtime.supplier, product_id)

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks.intake import SUCCESS
 from models.inbox import InboxMessage, InboxSignature
-from worker.signing import sign
+from worker.supplier.signing import sign
 
 pytestmark = pytest.mark.timeout(60)
 

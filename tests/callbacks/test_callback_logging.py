@@ -113,7 +113,7 @@ def test_a_real_celery_worker_masks_logged_messages_and_task_tracebacks(
 
 
 def _leaking(*_: Any, **__: Any) -> dict[str, Any]:
-    logging.getLogger("worker.client").warning(
+    logging.getLogger("worker.supplier.client").warning(
         "supplier rejected: Message=%s %s key %s", ID_NUMBER, MOBILE, SIGN_KEY
     )
     return {"products": {}, "prices": {}, "runs": []}
@@ -122,7 +122,7 @@ def _leaking(*_: Any, **__: Any) -> dict[str, Any]:
 def test_catalog_sync_command_masks_its_logs(
     sqlite_url: str, root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("worker.status.collect_status", _leaking)
+    monkeypatch.setattr("worker.sync.status.collect_status", _leaking)
     env = {
         "ZZY_BASE_URL": "http://127.0.0.1:9",
         "ZZY_PARTNER_ID": "9258",

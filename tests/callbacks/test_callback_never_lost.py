@@ -415,7 +415,7 @@ def test_invalid_rows_are_replayed_after_a_fix(
     runtime: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker import payloads
+    from worker.supplier import payloads
 
     with monkeypatch.context() as before_the_fix:
         before_the_fix.delitem(payloads.NOTICE_MODELS, "order_refund_notify")

@@ -14,9 +14,9 @@ import pytest
 
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
-from worker.client import CREATE_PATH, PAY_PATH, PRICES_PATH, PRODUCTS_PATH, SupplierClient
-from worker.errors import SupplierOutcomeUnknown, SupplierRejected, SupplierUnavailable
-from worker.payloads import (
+from worker.supplier.client import CREATE_PATH, PAY_PATH, PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.supplier.errors import SupplierOutcomeUnknown, SupplierRejected, SupplierUnavailable
+from worker.supplier.payloads import (
     CreateOrderRequest,
     Passenger,
     PayOrderRequest,

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from worker.client import SupplierClient
-from worker.errors import SupplierInconsistent, SupplierOutcomeUnknown, SupplierUnavailable
-from worker.payloads import CreateOrderRequest, Person
+from worker.supplier.client import SupplierClient
+from worker.supplier.errors import SupplierInconsistent, SupplierOutcomeUnknown, SupplierUnavailable
+from worker.supplier.payloads import CreateOrderRequest, Person
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

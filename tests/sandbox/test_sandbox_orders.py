@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from supplier_sandbox.server import RunningSandbox
-from worker.signing import verify_request
+from worker.supplier.signing import verify_request
 
 from .conftest import Receiver
 from .helpers import PARTNER_ID, SIGN_KEY, TODAY, Supplier, make_bookable, now_ms

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.client import SupplierClient
+from worker.supplier.client import SupplierClient
 
 from .helpers import make_client
 

@@ -8,7 +8,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from worker.client import SupplierClient
+from worker.supplier.client import SupplierClient
 
 SANDBOX_PARTNER_ID = 9258
 SANDBOX_SIGN_KEY = "zzy-sandbox-signkey"

@@ -22,7 +22,7 @@ from models.catalog import Product as ProductRow
 from models.db import make_engine, make_session_factory
 from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
 from worker.celery_app import create_celery
-from worker.products import sync_products
+from worker.sync.products import sync_products
 from worker.tasks import queue_price_refresh, queue_product_refresh
 
 from .helpers import make_client

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
 from worker.cli import main
-from worker.client import PRICES_PATH, PRODUCTS_PATH
+from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH
 
 
 def env_for(sandbox: Any, database_url: str) -> dict[str, str]:

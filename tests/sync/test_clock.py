@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.client import SupplierClient
 from worker.clock import DatabaseClock, clock_for, read_database_clock, use_clock
-from worker.prices import refresh_prices
-from worker.products import sync_products
+from worker.supplier.client import SupplierClient
+from worker.sync.prices import refresh_prices
+from worker.sync.products import sync_products
 
 from .test_sync_sandbox import stored
 

@@ -15,8 +15,8 @@ from models.catalog import SyncRun
 from tests.conftest import make_settings
 from worker.celery_app import create_celery
 from worker.locks import FileLock, RedisLock
-from worker.ratelimit import RedisRateLimiter
 from worker.runtime import build_runtime, set_runtime
+from worker.supplier.ratelimit import RedisRateLimiter
 
 from .helpers import make_client
 

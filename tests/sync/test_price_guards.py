@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
-from worker.client import PRICES_PATH, SupplierClient
-from worker.errors import SupplierBadPayload, SupplierBusy
-from worker.payloads import PriceCalendar, PriceRule, Product
-from worker.prices import (
+from worker.supplier.client import PRICES_PATH, SupplierClient
+from worker.supplier.errors import SupplierBadPayload, SupplierBusy
+from worker.supplier.payloads import PriceCalendar, PriceRule, Product
+from worker.sync.prices import (
     PriceKeys,
     drop_expired_days,
     due_for_refresh,
@@ -35,7 +35,7 @@ from worker.prices import (
     refresh_prices,
     store_prices,
 )
-from worker.products import sync_products
+from worker.sync.products import sync_products
 
 from .helpers import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, WriteProbe
 from .test_sync_sandbox import (
@@ -420,8 +420,8 @@ def test_only_window_moved_compares_the_days_both_windows_share() -> None:
 def test_invalid_entry_whose_id_no_key_can_hold_is_not_quarantined(
     session_factory: sessionmaker[Session],
 ) -> None:
-    from worker.payloads import InvalidProduct
-    from worker.products import apply_products
+    from worker.supplier.payloads import InvalidProduct
+    from worker.sync.products import apply_products
 
     huge = InvalidProduct(product_id=2**63, raw={"ProductId": 2**63}, error="ProductId: too big")
     assert apply_products(session_factory, [], [huge]) == {}

@@ -20,9 +20,9 @@ from supplier_sandbox.quirks import QUIRKS
 from supplier_sandbox.server import SandboxConfig, start_sandbox
 from worker.cli import main
 from worker.clock import clock_for
-from worker.payloads import Product
-from worker.prices import refresh_many
-from worker.products import apply_products, set_shelf_status, sync_one_product, sync_products
+from worker.supplier.payloads import Product
+from worker.sync.prices import refresh_many
+from worker.sync.products import apply_products, set_shelf_status, sync_one_product, sync_products
 
 from .helpers import make_client
 from .test_cli import env_for

@@ -13,11 +13,11 @@ from models.base import utcnow
 from models.catalog import Product as ProductRow
 from tests.conftest import make_settings
 from worker.celery_app import QUEUE, ROLLING_PRIORITY, create_celery
-from worker.client import SupplierClient
 from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
-from worker.prices import due_for_refresh, refresh_many, rolling_batch_size
-from worker.products import sync_products
 from worker.runtime import build_runtime, set_runtime
+from worker.supplier.client import SupplierClient
+from worker.sync.prices import due_for_refresh, refresh_many, rolling_batch_size
+from worker.sync.products import sync_products
 
 
 def test_batch_spreads_the_catalog_over_the_max_age() -> None:

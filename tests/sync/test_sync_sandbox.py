@@ -13,12 +13,18 @@ from models.catalog import Change, ChangeKind, DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
 from models.catalog import Session as SessionRow
 from supplier_sandbox.server import SandboxConfig
-from worker.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
 from worker.clock import clock_for
-from worker.payloads import Product
-from worker.prices import price_window, refresh_many, refresh_prices
-from worker.products import PassResult, apply_products, product_row, sync_one_product, sync_products
-from worker.store import upsert_products
+from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.supplier.payloads import Product
+from worker.sync.prices import price_window, refresh_many, refresh_prices
+from worker.sync.products import (
+    PassResult,
+    apply_products,
+    product_row,
+    sync_one_product,
+    sync_products,
+)
+from worker.sync.upsert import upsert_products
 
 from .helpers import WriteProbe, make_client
 
@@ -369,7 +375,7 @@ def test_sync_one_product_follows_the_supplier(
 def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
-    from worker.products import set_shelf_status
+    from worker.sync.products import set_shelf_status
 
     sync_products(session_factory, supplier)
     pid = next(
@@ -389,7 +395,7 @@ def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
 def test_days_leaving_the_window_are_dropped(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
-    from worker.prices import drop_expired_days
+    from worker.sync.prices import drop_expired_days
 
     full_sync(session_factory, supplier, sandbox)
     today = sandbox.state.today

@@ -40,11 +40,11 @@ from models.base import utcnow
 from models.catalog import Change, ChangeKind, DailyPrice, Product
 from models.catalog import PriceRule as PriceRuleRow
 from models.catalog import Session as SessionRow
-from worker.calendar import ResolvedDay, last_covered_day, resolve_calendar
-from worker.client import SupplierClient
 from worker.clock import clock_for
-from worker.errors import SupplierError
-from worker.payloads import PriceCalendar, PriceRule, Seat
+from worker.supplier.client import SupplierClient
+from worker.supplier.errors import SupplierError
+from worker.supplier.payloads import PriceCalendar, PriceRule, Seat
+from worker.sync.calendar import ResolvedDay, last_covered_day, resolve_calendar
 
 log = logging.getLogger(__name__)
 

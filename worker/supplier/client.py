@@ -1,7 +1,7 @@
 """Typed client for all eight supplier endpoints (CONTRACT.md, "Endpoints").
 
 One long-lived ``httpx.Client`` is injected; every request is signed over the exact path
-it sends. Failures map to the tree in ``worker.errors``; no httpx type leaks out.
+it sends. Failures map to the tree in ``worker.supplier.errors``; no httpx type leaks out.
 
 Retries: reads (the two product GETs, PersonQrCodes, and Verify, which changes nothing) are
 retried on ``SupplierUnavailable`` with exponential backoff and full jitter, within
@@ -44,7 +44,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from worker.errors import (
+from worker.settings import Settings
+from worker.supplier.errors import (
     SupplierBadPayload,
     SupplierBusy,
     SupplierError,
@@ -53,7 +54,7 @@ from worker.errors import (
     SupplierRejected,
     SupplierUnavailable,
 )
-from worker.payloads import (
+from worker.supplier.payloads import (
     CreateOrderRequest,
     CreateOrderResult,
     InvalidProduct,
@@ -69,10 +70,9 @@ from worker.payloads import (
     VerifyOrderRequest,
     negatives_read_as_zero,
 )
-from worker.ratelimit import NoLimit, RateLimiter
-from worker.settings import Settings
-from worker.signing import auth_headers
-from worker.transient import TransientRule
+from worker.supplier.ratelimit import NoLimit, RateLimiter
+from worker.supplier.signing import auth_headers
+from worker.supplier.transient import TransientRule
 
 log = logging.getLogger(__name__)
 

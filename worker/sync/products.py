@@ -1,4 +1,4 @@
-"""The product pass and single-product refreshes: gather, plan (``worker.diff``), apply.
+"""The product pass and single-product refreshes: gather, plan (``worker.sync.plan``), apply.
 
 Writes are per page, each in its own transaction, so a pass that dies midway keeps what it
 stored and deauthorizes nothing: deauthorization happens only after a complete pass, product
@@ -30,9 +30,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import Change, ChangeKind, QuarantinedProduct, SyncRun
 from models.catalog import Product as ProductRow
-from worker.client import SupplierClient
 from worker.clock import clock_for
-from worker.diff import (
+from worker.supplier.client import SupplierClient
+from worker.supplier.errors import SupplierBadPayload, SupplierError
+from worker.supplier.payloads import INT64_MAX, INT64_MIN, InvalidProduct, Product, ProductPage
+from worker.sync.plan import (
     PRICE_DUE_KINDS,
     LocalProduct,
     PageShape,
@@ -41,9 +43,7 @@ from worker.diff import (
     plan_missing,
     plan_products,
 )
-from worker.errors import SupplierBadPayload, SupplierError
-from worker.payloads import INT64_MAX, INT64_MIN, InvalidProduct, Product, ProductPage
-from worker.store import upsert_products
+from worker.sync.upsert import upsert_products
 
 log = logging.getLogger(__name__)
 
