@@ -21,8 +21,9 @@ from worker.runtime import get_runtime
 from worker.settings import Settings
 from worker.supplier.errors import SupplierUnavailable
 from worker.sync.plan import PRICE_DUE_KINDS
-from worker.sync.prices import drop_expired_days, due_for_refresh, refresh_prices
+from worker.sync.prices import refresh_prices
 from worker.sync.products import sync_one_product, sync_products
+from worker.sync.rolling import drop_expired_days, due_for_refresh
 
 log = logging.getLogger(__name__)
 

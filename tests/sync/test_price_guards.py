@@ -24,18 +24,10 @@ from models.catalog import Product as ProductRow
 from worker.supplier.client import PRICES_PATH, SupplierClient
 from worker.supplier.errors import SupplierBadPayload, SupplierBusy
 from worker.supplier.payloads import PriceCalendar, PriceRule, Product
-from worker.sync.prices import (
-    PriceKeys,
-    drop_expired_days,
-    due_for_refresh,
-    only_window_moved,
-    price_content,
-    price_window,
-    refresh_many,
-    refresh_prices,
-    store_prices,
-)
+from worker.sync.price_plan import PriceKeys, only_window_moved, price_content, price_window
+from worker.sync.prices import refresh_many, refresh_prices, store_prices
 from worker.sync.products import sync_products
+from worker.sync.rolling import drop_expired_days, due_for_refresh
 
 from .helpers import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, WriteProbe
 from .test_sync_sandbox import (

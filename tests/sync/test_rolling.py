@@ -16,8 +16,9 @@ from worker.celery_app import QUEUE, ROLLING_PRIORITY, create_celery
 from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
 from worker.runtime import build_runtime, set_runtime
 from worker.supplier.client import SupplierClient
-from worker.sync.prices import due_for_refresh, refresh_many, rolling_batch_size
+from worker.sync.prices import refresh_many
 from worker.sync.products import sync_products
+from worker.sync.rolling import due_for_refresh, rolling_batch_size
 
 
 def test_batch_spreads_the_catalog_over_the_max_age() -> None:

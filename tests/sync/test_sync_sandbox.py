@@ -16,7 +16,8 @@ from supplier_sandbox.server import SandboxConfig
 from worker.clock import clock_for
 from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
 from worker.supplier.payloads import Product
-from worker.sync.prices import price_window, refresh_many, refresh_prices
+from worker.sync.price_plan import price_window
+from worker.sync.prices import refresh_many, refresh_prices
 from worker.sync.products import (
     PassResult,
     apply_products,
@@ -395,7 +396,7 @@ def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
 def test_days_leaving_the_window_are_dropped(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
-    from worker.sync.prices import drop_expired_days
+    from worker.sync.rolling import drop_expired_days
 
     full_sync(session_factory, supplier, sandbox)
     today = sandbox.state.today
