@@ -49,8 +49,10 @@ from sqlalchemy.orm import Session
 
 from callbacks.sql import insert_ignore
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
+from models.limits import ORDER_ID_TEXT, SHORT_TEXT
 from worker.logs import mask, mask_id_card, mask_mobile
-from worker.supplier.payloads import (
+from worker.supplier.contract import casefold_key
+from worker.supplier.notices import (
     NOTICE_MODELS,
     Notification,
     ProductNotice,
@@ -82,7 +84,11 @@ _IDENTIFIER_KEYS = {
     "notifyservicename",
 }
 # Column widths of the ledger (models/orders.py); anything else free text up to 4000.
-_MAX_TEXT = {"originorderid": 64, "refundapplyno": 64, "ordervouchercode": 255}
+_MAX_TEXT = {
+    "originorderid": ORDER_ID_TEXT,
+    "refundapplyno": ORDER_ID_TEXT,
+    "ordervouchercode": SHORT_TEXT,
+}
 # What no database column can hold: NUL, and UTF-16 surrogates left unpaired by JSON's \\u escapes.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -446,7 +452,7 @@ def revalidate(
     from its envelope, or, for a notice found invalid while processing, from the notice."""
     if raw_body is not None:
         return classify(raw_body.encode(), partner_id)
-    if not any(str(key).lower() == "ordernotifyheader" for key in payload):
+    if casefold_key(payload, "OrderNotifyHeader") is None:
         header = {"PartnerId": partner_id, "NotifyServiceName": service_name}
         payload = {"OrderNotifyHeader": header, "OrderNotifyBody": payload}
     return classify(json.dumps(payload, ensure_ascii=False).encode(), partner_id)

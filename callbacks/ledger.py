@@ -31,7 +31,7 @@ from callbacks.sql import insert_ignore
 from models.base import utcnow
 from models.orders import Order, OrderEvent, OrderRefund
 from worker.logs import mask, mask_id_card, mask_mobile
-from worker.supplier.payloads import RedemptionNotice, RefundNotice, TicketNotice
+from worker.supplier.notices import RedemptionNotice, RefundNotice, TicketNotice
 
 
 def order_for(session: Session, order_id: int, origin_order_id: str | None = None) -> Order:

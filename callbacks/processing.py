@@ -39,7 +39,7 @@ from callbacks.relay import retry_delay_s
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
 from worker.logs import mask
-from worker.supplier.payloads import (
+from worker.supplier.notices import (
     NOTICE_MODELS,
     ProductNotice,
     RedemptionNotice,

@@ -21,12 +21,14 @@ import re
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
+from models.limits import INT64_MAX
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_WAIT_S = 60
 MAX_CALENDAR_DAYS = 366
-MAX_ID = 2**63 - 1
+MAX_ID = INT64_MAX
 
 _INTEGER = re.compile(r"[0-9]{1,19}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

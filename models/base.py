@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
+from models.limits import MONEY_DIGITS, MONEY_SCALE
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every dialect (SQLite stores naive; we store UTC and re-attach it)."""
@@ -37,7 +39,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only autoincrements INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
-money = Annotated[Decimal, mapped_column(Numeric(12, 2))]
+money = Annotated[Decimal, mapped_column(Numeric(MONEY_DIGITS, MONEY_SCALE))]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

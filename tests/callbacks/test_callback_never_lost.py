@@ -415,10 +415,10 @@ def test_invalid_rows_are_replayed_after_a_fix(
     runtime: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker.supplier import payloads
+    from worker.supplier import notices
 
     with monkeypatch.context() as before_the_fix:
-        before_the_fix.delitem(payloads.NOTICE_MODELS, "order_refund_notify")
+        before_the_fix.delitem(notices.NOTICE_MODELS, "order_refund_notify")
         with serving(app) as url:
             deliver(url, envelope("order_refund_notify", REFUND))
             deliver(url, envelope("order_refund_notify", {**REFUND, "OrderId": 7}))

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
+from worker.clock import clock_for
 from worker.supplier.client import PRICES_PATH, SupplierClient
 from worker.supplier.errors import SupplierBadPayload, SupplierBusy
 from worker.supplier.payloads import PriceCalendar, PriceRule, Product
@@ -321,7 +322,7 @@ def test_a_failed_single_refresh_is_recorded_as_an_attempt(
     sync_products(session_factory, supplier)
     pid = sandbox.state.catalog.authorized_ids()[0]
     faulty_prices(sandbox, pid)
-    started = utcnow()
+    started = clock_for(session_factory).now()  # the clock the refresh stamps with
 
     with pytest.raises(SupplierBusy):  # the fault's busy answer, still busy after the retries
         refresh_prices(session_factory, supplier, pid, today=sandbox.state.today)

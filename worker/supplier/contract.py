@@ -6,7 +6,9 @@ daylight saving time, so a fixed offset is exact and needs no tz database.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 SUPPLIER_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -14,3 +16,17 @@ SUPPLIER_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 def supplier_today(now: datetime | None = None) -> date:
     """Today's date where the supplier is."""
     return (now or datetime.now(UTC)).astimezone(SUPPLIER_TZ).date()
+
+
+def casefold_key(mapping: Mapping[Any, Any], name: str) -> Any:
+    """The key of ``mapping`` that matches ``name`` in any case (the exact one first); None if absent."""
+    if name in mapping:
+        return name
+    lowered = name.lower()
+    return next((key for key in mapping if str(key).lower() == lowered), None)
+
+
+def casefold_get(mapping: Mapping[Any, Any], name: str) -> Any:
+    """The value under ``name`` in any case (the contract lets keys come in any case); None if absent."""
+    key = casefold_key(mapping, name)
+    return None if key is None else mapping[key]

@@ -1,4 +1,4 @@
-"""Every payload crossing the supplier boundary, as validated pydantic models.
+"""The supplier API's answers and requests (1.1.1 - 1.1.8), as validated pydantic models.
 
 Tolerant of the contract's lawful variations: keys in any case (PascalCase or camelCase),
 ``TotoalStock`` or ``TotalStock``, nulls and empty strings for optional values, ``null`` for
@@ -19,259 +19,34 @@ database error aborting a whole page or batch.
 
 from __future__ import annotations
 
-import json
-import logging
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-    model_validator,
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.limits import NAME_TEXT, SHORT_TEXT, TIME_TEXT
+from worker.supplier.contract import casefold_key
+from worker.supplier.fields import (
+    Count,
+    InfoDateTime,
+    InfoInt32,
+    InfoInt64,
+    InfoStr,
+    InfoTime,
+    Int32,
+    Int64,
+    Money,
+    OptCount,
+    OptDate,
+    OptInt,
+    OptMoney,
+    OptStr,
+    OutgoingModel,
+    ReqDate,
+    Str,
+    SupplierModel,
 )
-
-log = logging.getLogger(__name__)
-
-# yyyy-MM-dd, yyyy/M/d, with an optional time (space or T), fraction and offset.
-_DATE_TIME = re.compile(
-    r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})"
-    r"(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-def parse_supplier_datetime(text: str) -> datetime:
-    """Any date form the contract allows, as written (a date alone is midnight); ValueError else."""
-    match = _DATE_TIME.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a supplier date: {text[:40]!r}")
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    micro = int((fraction or "0").ljust(6, "0")[:6])
-    tz = None
-    if offset:
-        if offset == "Z":
-            tz = UTC
-        else:
-            sign = -1 if offset[0] == "-" else 1
-            digits = offset[1:].replace(":", "")
-            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    return datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour or 0),
-        int(minute or 0),
-        int(second or 0),
-        micro,
-        tzinfo=tz,
-    )
-
-
-def _parse_date(value: Any) -> Any:
-    value = _blank_to_none(value)
-    if isinstance(value, str):
-        return parse_supplier_datetime(value).date()
-    if isinstance(value, datetime):
-        return value.date()
-    return value
-
-
-def _parse_datetime(value: Any) -> Any:
-    value = _blank_to_none(value)
-    if isinstance(value, str):
-        return parse_supplier_datetime(value)
-    return value
-
-
-_negatives: ContextVar[list[int] | None] = ContextVar("negatives", default=None)
-
-
-@contextmanager
-def negatives_read_as_zero() -> Iterator[list[int]]:
-    """Collect the negative values read as 0 while validating, so the caller logs them once,
-    naming the product, instead of one line per value."""
-    found: list[int] = []
-    token = _negatives.set(found)
-    try:
-        yield found
-    finally:
-        _negatives.reset(token)
-
-
-def _not_negative(value: Any) -> Any:
-    """A negative stock or count means nothing the contract defines: read as 0, logged as drift."""
-    value = _blank_to_none(value)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return value
-    if number < 0 and not isinstance(value, bool):
-        sink = _negatives.get()
-        if sink is None:
-            log.warning("drift: negative stock or count %s read as 0", number)
-        else:
-            sink.append(number)
-        return 0
-    return value
-
-
-def _informational(
-    fallback: Any,
-) -> WrapValidator:
-    """A field the sync can do without: when it does not parse, ``fallback(value)`` instead."""
-
-    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(value)
-        except (ValidationError, ValueError, TypeError):
-            return fallback(value)
-
-    return WrapValidator(validate)
-
-
-def _none(_: Any) -> None:
-    return None
-
-
-def _raw_text(value: Any) -> str | None:
-    """An unparsed date kept as the text it came as (clipped to its column)."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text[:DATETIME_TEXT] or None
-
-
-def _storable_datetime(value: datetime | None) -> datetime | None:
-    """Fits the ``String(32)`` column its ISO 8601 text is kept in."""
-    if value is not None and len(value.isoformat()) > DATETIME_TEXT:
-        raise ValueError(f"date and time longer than {DATETIME_TEXT} characters as ISO 8601")
-    return value
-
-
-def _parse_time_of_day(value: Any) -> Any:
-    value = _blank_to_none(value)
-    if isinstance(value, str):
-        return datetime.strptime(value.strip()[:5], "%H:%M").time()
-    return value
-
-
-def _money(value: Any) -> Any:
-    value = _blank_to_none(value)
-    if isinstance(value, float):
-        # A float here means someone parsed JSON without parse_float=Decimal; repr is exact enough
-        # for 2-decimal prices, Decimal(float) would not be.
-        return Decimal(repr(value))
-    return value
-
-
-def _storable_money(value: Decimal) -> Decimal:
-    """Fits ``Numeric(12, 2)``: finite, under 1e10, at most two decimals once normalized."""
-    if not value.is_finite() or abs(value) >= MONEY_LIMIT:
-        raise ValueError(f"money must be finite and below {MONEY_LIMIT:,}")
-    if value != value.quantize(CENT):
-        raise ValueError("money must have at most two decimals")
-    return value
-
-
-def _to_str(value: Any) -> Any:
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-# What the columns hold: Integer, BigInteger, Numeric(12, 2).
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MONEY_LIMIT = Decimal(10) ** 10
-CENT = Decimal("0.01")
-# String column lengths (models.catalog).
-SHORT_TEXT = 255
-NAME_TEXT = 500
-TIME_TEXT = 8
-DATETIME_TEXT = 32
-
-OptDate = Annotated[date | None, BeforeValidator(_parse_date)]
-ReqDate = Annotated[date, BeforeValidator(_parse_date)]
-OptDateTime = Annotated[
-    datetime | None, BeforeValidator(_parse_datetime), AfterValidator(_storable_datetime)
-]
-OptTime = Annotated[time | None, BeforeValidator(_parse_time_of_day)]
-Money = Annotated[Decimal, BeforeValidator(_money), AfterValidator(_storable_money)]
-# Unbounded: an order's PayMoney must be read back whatever it is, after the payment is made.
-OptMoney = Annotated[Decimal | None, BeforeValidator(_money)]
-Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-OptInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
-OptInt32 = Annotated[Int32 | None, BeforeValidator(_blank_to_none)]
-OptInt64 = Annotated[Int64 | None, BeforeValidator(_blank_to_none)]
-OptStr = Annotated[str | None, BeforeValidator(_to_str)]
-Str = Annotated[str, BeforeValidator(_to_str)]
-# Informational product fields: never a reason to quarantine.
-InfoInt32 = Annotated[OptInt32, _informational(_none)]
-InfoInt64 = Annotated[OptInt64, _informational(_none)]
-InfoStr = Annotated[OptStr, _informational(_none)]
-InfoTime = Annotated[OptTime, _informational(_none)]
-# A date-time that does not parse keeps its text (the column holds text).
-InfoDateTime = Annotated[
-    datetime | str | None,
-    BeforeValidator(_parse_datetime),
-    AfterValidator(_storable_datetime),
-    _informational(_raw_text),
-]
-Count = Annotated[Int32, BeforeValidator(_not_negative)]
-OptCount = Annotated[Int32 | None, BeforeValidator(_not_negative), _informational(_none)]
-
-
-class SupplierModel(BaseModel):
-    """Incoming model: keys matched case-insensitively against the PascalCase aliases."""
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
-    _extra_aliases: ClassVar[dict[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fold_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        canonical: dict[str, str] = {}
-        for name, field in cls.model_fields.items():
-            alias = field.alias or name
-            canonical[alias.lower()] = alias
-            canonical[name.lower()] = alias
-        canonical.update({k.lower(): v for k, v in cls._extra_aliases.items()})
-        folded: dict[str, Any] = {}
-        for key, value in data.items():
-            target = canonical.get(str(key).lower(), str(key))
-            if target not in folded or folded[target] is None:
-                folded[target] = value
-        return folded
-
-
-class OutgoingModel(BaseModel):
-    """Outgoing request body: built with snake_case names, sent with the contract's keys."""
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
-
-    def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
 
 # --- 1.1.1 products -------------------------------------------------------------------------
 
@@ -405,8 +180,8 @@ class PriceCalendar(SupplierModel):
         if not isinstance(data, dict):
             return data
         data = {k: ([] if v is None else v) for k, v in data.items()}
-        rules_key = next((k for k in data if str(k).lower() == "dailypricestock"), None)
-        seats_key = next((k for k in data if str(k).lower() == "productseats"), "ProductSeats")
+        rules_key = casefold_key(data, "DailyPriceStock")
+        seats_key = casefold_key(data, "ProductSeats") or "ProductSeats"
         rules = data.get(rules_key) if rules_key is not None else None
         if isinstance(rules, list):
             nested: list[Any] = []
@@ -531,166 +306,3 @@ class RefundRequest(OutgoingModel):
 class RefundResult(SupplierModel):
     apply_id: Str = Field(alias="ApplyId")
     refund_status: int = Field(alias="RefundStatus")  # 0 pending, 1 approved, 2 rejected
-
-
-# --- callbacks ----------------------------------------------------------------------------
-
-# A callback body that a number can make expensive: ``1e100000000`` parses to a Decimal at once
-# but costs minutes (and memory) when turned into an int, so such numbers fail the parse.
-MAX_NUMBER_DIGITS = 40
-MAX_EXPONENT = 40
-
-
-class UnreadableNumber(ValueError):
-    """A number in a callback body that no column holds and that is costly to convert."""
-
-
-def _bounded_float(text: str) -> Decimal:
-    value = Decimal(text)
-    exponent = value.as_tuple().exponent
-    if (
-        len(text) > MAX_NUMBER_DIGITS + 8
-        or not isinstance(exponent, int)
-        or abs(exponent) > MAX_EXPONENT
-        or value.adjusted() > MAX_EXPONENT
-    ):
-        raise UnreadableNumber("number out of range")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
-        raise UnreadableNumber("number out of range")
-    return int(text)
-
-
-def _no_constant(text: str) -> Any:
-    raise UnreadableNumber(f"{text} is not JSON")
-
-
-def loads_notice_json(text: str) -> Any:
-    """``json.loads`` for callback bodies: money exact (Decimal), absurd numbers and
-    ``NaN``/``Infinity`` (not JSON; no database stores them) refused fast.
-
-    Raises ``ValueError`` (``json.JSONDecodeError`` is one) or ``RecursionError``.
-    """
-    return json.loads(
-        text, parse_float=_bounded_float, parse_int=_bounded_int, parse_constant=_no_constant
-    )
-
-
-def _no_vouchers_as_empty_list(value: Any) -> Any:
-    """``null``, ``""`` and ``{}`` mean "no vouchers" (a .NET ``List<>`` left uninitialised)."""
-    if value is None or value == {} or (isinstance(value, str) and not value.strip()):
-        return []
-    return value
-
-
-def _no_vouchers_as_none(value: Any) -> Any:
-    """For the ticket notice's voucher object: ``null``, ``""`` and ``[]`` mean none."""
-    if value is None or value == [] or (isinstance(value, str) and not value.strip()):
-        return None
-    return value
-
-
-def _not_a_bool(value: Any) -> Any:
-    """``true`` is not an order id or a count (pydantic's lax mode would read it as 1)."""
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a number")
-    return value
-
-
-VoucherCodes = Annotated[list[Str], BeforeValidator(_no_vouchers_as_empty_list)]
-NoticeInt32 = Annotated[Int32, BeforeValidator(_not_a_bool)]
-NoticeInt64 = Annotated[Int64, BeforeValidator(_not_a_bool)]
-OptNoticeInt32 = Annotated[NoticeInt32 | None, BeforeValidator(_blank_to_none)]
-
-
-class NotifyHeader(SupplierModel):
-    partner_id: int = Field(alias="PartnerId")
-    notify_service_name: Str = Field(alias="NotifyServiceName")
-
-
-class Notification(SupplierModel):
-    """The callback envelope. ``OrderNotifyBody`` may be a JSON string or an object."""
-
-    header: NotifyHeader = Field(alias="OrderNotifyHeader")
-    body: dict[str, Any] = Field(alias="OrderNotifyBody")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _decode_body(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in list(data):
-                if str(key).lower() == "ordernotifybody" and isinstance(data[key], str):
-                    data[key] = loads_notice_json(data[key])
-        return data
-
-
-class ProductNotice(SupplierModel):
-    """``order_product_notify``: Status 0 off shelf, 1 on shelf, 2 details changed, 3 prices changed."""
-
-    product_id: NoticeInt64 = Field(alias="ProductId")
-    status: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_not_a_bool)] = Field(alias="Status")
-
-
-class TicketVouchers(SupplierModel):
-    order_voucher_code: OptStr = Field(default=None, alias="OrderVoucherCode")
-    order_user_vouchers: Annotated[
-        list[UserVoucher], BeforeValidator(_no_vouchers_as_empty_list)
-    ] = Field(default_factory=list, alias="OrderUserVouchers")
-
-
-class TicketNotice(SupplierModel):
-    """``order_ticket_notify``: tickets issued (TicketStatus 1) or failed (2)."""
-
-    origin_order_id: OptStr = Field(default=None, alias="OriginOrderId")
-    order_id: NoticeInt64 = Field(alias="OrderId")
-    voucher_code: Annotated[TicketVouchers | None, BeforeValidator(_no_vouchers_as_none)] = Field(
-        default=None, alias="VoucherCode"
-    )
-    ticket_status: NoticeInt32 = Field(alias="TicketStatus")
-
-
-class RedemptionNotice(SupplierModel):
-    """``order_verify_notify``: tickets redeemed at the gate."""
-
-    ticket_status: OptNoticeInt32 = Field(default=None, alias="TicketStatus")
-    origin_order_id: OptStr = Field(default=None, alias="OriginOrderId")
-    order_id: NoticeInt64 = Field(alias="OrderId")
-    voucher_code: VoucherCodes = Field(default_factory=list, alias="VoucherCode")
-    order_total: NoticeInt32 = Field(alias="OrderTotal", ge=0)
-    checked_number: NoticeInt32 = Field(alias="CheckedNumber", ge=0)
-    voucher_type: OptNoticeInt32 = Field(default=None, alias="VoucherType")
-
-    @model_validator(mode="after")
-    def _plausible(self) -> RedemptionNotice:
-        # Counts are checked here, before anything reaches the ledger (which never lowers them).
-        if self.order_total < 0 or self.checked_number < 0:
-            raise ValueError("OrderTotal and CheckedNumber must not be negative")
-        if self.checked_number > self.order_total:
-            raise ValueError("CheckedNumber is greater than OrderTotal")
-        return self
-
-
-class RefundNotice(SupplierModel):
-    """``order_refund_notify``: a refund reviewed; empty ``RefundApplyNo`` = not one we applied for."""
-
-    order_id: NoticeInt64 = Field(alias="OrderId")
-    refund_apply_no: OptStr = Field(default=None, alias="RefundApplyNo")
-    refund_status: NoticeInt32 = Field(alias="RefundStatus")  # 1 approved, 2 rejected
-    refund_reason: OptStr = Field(default=None, alias="RefundReason")
-    voucher_code: VoucherCodes = Field(default_factory=list, alias="VoucherCode")
-
-    @property
-    def is_supplier_forced(self) -> bool:
-        return not (self.refund_apply_no or "").strip()
-
-
-NOTICE_MODELS: dict[str, type[SupplierModel]] = {
-    "order_product_notify": ProductNotice,
-    "order_ticket_notify": TicketNotice,
-    "order_verify_notify": RedemptionNotice,
-    "order_refund_notify": RefundNotice,
-}

@@ -13,6 +13,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from worker.supplier.contract import casefold_get
+
 AUTH_PUB = "ZZY-OPENAPI"
 DEFAULT_TOLERANCE_MS = 300_000
 # Far longer than any honest header; anything past this is refused unread.
@@ -60,17 +62,6 @@ def _reject(reason: str) -> Verdict:
     return Verdict(ok=False, reason=reason)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        for key, candidate in headers.items():
-            if key.lower() == lowered:
-                value = candidate
-                break
-    return value
-
-
 def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
@@ -107,9 +98,9 @@ def _verify(
     tolerance_ms: int,
     body_partner_id: object,
 ) -> Verdict:
-    raw_partner = _header(headers, "PartnerId")
-    raw_timestamp = _header(headers, "Timestamp")
-    raw_auth = _header(headers, "Authorization")
+    raw_partner = casefold_get(headers, "PartnerId")
+    raw_timestamp = casefold_get(headers, "Timestamp")
+    raw_auth = casefold_get(headers, "Authorization")
     if raw_partner is None or raw_timestamp is None or raw_auth is None:
         return _reject("missing PartnerId, Timestamp or Authorization header")
     if max(len(raw_partner), len(raw_timestamp), len(raw_auth)) > _MAX_HEADER_LEN:

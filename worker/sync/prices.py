@@ -30,10 +30,10 @@ from models.catalog import Change, ChangeKind, DailyPrice, Product
 from models.catalog import PriceRule as PriceRuleRow
 from models.catalog import Session as SessionRow
 from worker.clock import clock_for
-from worker.supplier.client import SupplierClient
 from worker.supplier.contract import supplier_today
 from worker.supplier.errors import SupplierError
 from worker.supplier.payloads import PriceCalendar, Seat
+from worker.supplier.port import Supplier
 from worker.sync.calendar import ResolvedDay
 from worker.sync.price_plan import (
     HeldPrices,
@@ -283,7 +283,7 @@ def _is_authorized(sessions: sessionmaker[Session], product_id: int) -> bool:
 
 def refresh_prices(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     product_id: int,
     *,
     today: date | None = None,
@@ -321,7 +321,7 @@ class PriceBatch:
 
 def refresh_many(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     product_ids: Iterable[int],
     *,
     today: date | None = None,
@@ -338,7 +338,7 @@ def refresh_many(
     """
     start, end = price_window(today or supplier_today(), window_days)
     batch = PriceBatch()
-    retries_before = supplier.retries_sent
+    usage_before = supplier.usage()
     pending: list[tuple[int, PriceContent]] = []
     failed: list[tuple[int, datetime, str]] = []
 
@@ -369,12 +369,12 @@ def refresh_many(
             flush()
     if pending or failed:
         flush()
-    batch.retries = supplier.retries_sent - retries_before
+    batch.retries = (supplier.usage() - usage_before).retries
     return batch
 
 
 def _fetch_bounded(
-    supplier: SupplierClient,
+    supplier: Supplier,
     product_ids: Iterable[int],
     start: date,
     end: date,

@@ -30,10 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import Change, ChangeKind, QuarantinedProduct, SyncRun
 from models.catalog import Product as ProductRow
+from models.limits import INT64_MAX, INT64_MIN
 from worker.clock import clock_for
-from worker.supplier.client import SupplierClient
+from worker.supplier.contract import casefold_key
 from worker.supplier.errors import SupplierBadPayload, SupplierError
-from worker.supplier.payloads import INT64_MAX, INT64_MIN, InvalidProduct, Product, ProductPage
+from worker.supplier.payloads import InvalidProduct, Product, ProductPage
+from worker.supplier.port import Supplier
 from worker.sync.plan import (
     PRICE_DUE_KINDS,
     LocalProduct,
@@ -338,7 +340,7 @@ def _tally(result: PassResult, outcomes: dict[int, str], first: dict[int, str]) 
 
 def sync_products(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     *,
     max_deauthorize_share: float = 0.2,
     max_attempts: int = 3,
@@ -351,7 +353,7 @@ def sync_products(
     again, up to ``max_attempts`` times; a pass that never pages cleanly is incomplete.
     """
     started = time.perf_counter()
-    requests_before, retries_before = supplier.requests_sent, supplier.retries_sent
+    usage_before = supplier.usage()
     result = PassResult(run_id=_start_run(sessions, "products"))
     clock = clock_for(sessions)
     regressed: set[int] = set()
@@ -408,8 +410,8 @@ def sync_products(
         if result.outcome == "running":
             result.outcome = "ok"
         result.price_due = sorted(pid for pid, kind in first.items() if kind in PRICE_DUE_KINDS)
-        result.requests = supplier.requests_sent - requests_before
-        result.retries = supplier.retries_sent - retries_before
+        spent = supplier.usage() - usage_before
+        result.requests, result.retries = spent.requests, spent.retries
         result.version_regressions = len(regressed)
         result.seconds = time.perf_counter() - started
         _finish_run(sessions, result)
@@ -418,7 +420,7 @@ def sync_products(
 
 def _confirm_missing(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     result: PassResult,
     first: dict[int, str],
     seen: set[int],
@@ -469,9 +471,7 @@ def _confirm_missing(
         _tally(result, outcomes, first)
 
 
-def sync_one_product(
-    sessions: sessionmaker[Session], supplier: SupplierClient, product_id: int
-) -> str:
+def sync_one_product(sessions: sessionmaker[Session], supplier: Supplier, product_id: int) -> str:
     """Re-fetch one product (1.1.1 ``productId=``) and apply it; returns the change kind or "unchanged".
 
     Idempotent. Deauthorizes (with a change row) when the supplier no longer returns it.
@@ -516,7 +516,7 @@ def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: i
                 row.fetched_at = noticed_at
             return False
         raw = dict(row.raw)
-        key = next((k for k in raw if k.lower() == "productstatus"), "ProductStatus")
+        key = casefold_key(raw, "ProductStatus") or "ProductStatus"
         raw[key] = status
         row.raw, row.product_status, row.updated_at = raw, status, now
         row.fetched_at = noticed_at
