@@ -47,7 +47,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.sql import insert_ignore
+from models.dialect import insert_ignore
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
 from models.limits import ORDER_ID_TEXT, SHORT_TEXT
 from worker.logs import mask, mask_id_card, mask_mobile

@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.sql import insert_ignore
 from models.base import utcnow
+from models.dialect import insert_ignore
 from models.orders import Order, OrderEvent, OrderRefund
 from worker.logs import mask, mask_id_card, mask_mobile
 from worker.supplier.notices import RedemptionNotice, RefundNotice, TicketNotice

@@ -19,8 +19,7 @@ from typing import Any, TypeAlias
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from models.catalog import Change, DailyPrice, Product, SyncRun
-from models.catalog import Session as TimedSession
+from models.catalog import Change, DailyPrice, Product, SyncRun, TimedSession
 
 # Every contract field, under the model's snake_case names, in contract order.
 PRODUCT_FIELDS: tuple[str, ...] = (

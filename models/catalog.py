@@ -151,7 +151,7 @@ class DailyPrice(Base):
     booking_days: Mapped[int]
 
 
-class Session(Base):
+class TimedSession(Base):
     """A timed session (场次) of a product on a day."""
 
     __tablename__ = "sessions"

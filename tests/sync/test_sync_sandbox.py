@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.catalog import Change, ChangeKind, DailyPrice, QuarantinedProduct
+from models.catalog import Change, ChangeKind, DailyPrice, QuarantinedProduct, TimedSession
 from models.catalog import Product as ProductRow
-from models.catalog import Session as SessionRow
 from supplier_sandbox.server import SandboxConfig
 from worker.clock import clock_for
 from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
@@ -112,14 +111,14 @@ def assert_matches_truth(
             ], row.product_id
             seats = session.execute(
                 select(
-                    SessionRow.day,
-                    SessionRow.start_time,
-                    SessionRow.end_time,
-                    SessionRow.seats_code,
-                    SessionRow.seats_num,
+                    TimedSession.day,
+                    TimedSession.start_time,
+                    TimedSession.end_time,
+                    TimedSession.seats_code,
+                    TimedSession.seats_num,
                 )
-                .where(SessionRow.product_id == row.product_id)
-                .order_by(SessionRow.day, SessionRow.start_time)
+                .where(TimedSession.product_id == row.product_id)
+                .order_by(TimedSession.day, TimedSession.start_time)
             ).all()
             assert [tuple(s) for s in seats] == [
                 (s.day, s.start, s.end, s.code, s.capacity)

@@ -26,9 +26,8 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.catalog import Change, ChangeKind, DailyPrice, Product
+from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
-from models.catalog import Session as SessionRow
 from worker.clock import clock_for
 from worker.supplier.contract import supplier_today
 from worker.supplier.errors import SupplierError
@@ -126,7 +125,7 @@ def _apply(
         if plan.replace_rules:
             _replace_rules(session, product_id, content)
     elif plan.action is PriceAction.REPLACE:
-        for table in (PriceRuleRow, DailyPrice, SessionRow):
+        for table in (PriceRuleRow, DailyPrice, TimedSession):
             session.execute(delete(table).where(table.product_id == product_id))
         _insert_rules(session, product_id, content)
         _insert_days(session, product_id, content.days, content.seats)
@@ -162,12 +161,12 @@ def _held_keys(session: Session, product_id: int) -> PriceKeys:
     )
     seats = session.execute(
         select(
-            SessionRow.day,
-            SessionRow.start_time,
-            SessionRow.end_time,
-            SessionRow.seats_code,
-            SessionRow.seats_num,
-        ).where(SessionRow.product_id == product_id)
+            TimedSession.day,
+            TimedSession.start_time,
+            TimedSession.end_time,
+            TimedSession.seats_code,
+            TimedSession.seats_num,
+        ).where(TimedSession.product_id == product_id)
     )
     return PriceKeys(
         rules=[tuple(r) for r in rules],  # type: ignore[misc]
@@ -180,7 +179,7 @@ def _move_window(
     session: Session, product_id: int, content: PriceContent, held_window: tuple[date, date]
 ) -> None:
     """Delete days and sessions that left the window, insert those that entered it."""
-    for table in (DailyPrice, SessionRow):
+    for table in (DailyPrice, TimedSession):
         session.execute(
             delete(table).where(
                 table.product_id == product_id,
@@ -250,7 +249,7 @@ def _insert_days(
     if day_rows:
         session.execute(insert(DailyPrice), day_rows)
     if seat_rows:
-        session.execute(insert(SessionRow), seat_rows)
+        session.execute(insert(TimedSession), seat_rows)
 
 
 def record_attempts(

@@ -14,8 +14,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.catalog import DailyPrice, Product
-from models.catalog import Session as SessionRow
+from models.catalog import DailyPrice, Product, TimedSession
 from worker.supplier.contract import supplier_today
 
 
@@ -75,7 +74,7 @@ def drop_expired_days(sessions: sessionmaker[Session], today: date | None = None
     today = today or supplier_today()
     with sessions.begin() as session:
         deleted = 0
-        for table in (DailyPrice, SessionRow):
+        for table in (DailyPrice, TimedSession):
             result = session.execute(delete(table).where(table.day < today))
             deleted += getattr(result, "rowcount", 0) or 0
         return deleted
