@@ -32,12 +32,12 @@ from pydantic import ValidationError
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.coalesce import NOW, Coalescer
 from callbacks.intake import describe
 from callbacks.ledger import implausibility, record_redemption, record_refund, record_ticket
 from callbacks.relay import retry_delay_s
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
+from worker.coalesce import NOW, Coalescer
 from worker.logs import mask
 from worker.supplier.notices import (
     NOTICE_MODELS,

@@ -12,7 +12,6 @@ from typing import Any
 
 from celery import Celery, shared_task
 
-from callbacks.coalesce import Coalescer, LocalCoalescer, RedisCoalescer
 from callbacks.processing import LEASE_S, Catalog, process_message, run_follow_up
 from callbacks.relay import plan_relay
 from models.base import utcnow
@@ -32,8 +31,6 @@ STALE_AFTER_S = 60.0  # a pending row untouched this long has lost its task (or 
 # is killed. processing.LEASE_S covers the hard limit, so no running attempt is parked.
 SOFT_TIME_LIMIT_S = 120
 TIME_LIMIT_S = 150
-
-_local_coalescer = LocalCoalescer()
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -74,12 +71,6 @@ def catalog_for(runtime: Runtime) -> Catalog:
     )
 
 
-def coalescer_for(runtime: Runtime) -> Coalescer:
-    if runtime.redis is not None:
-        return RedisCoalescer(runtime.redis)
-    return _local_coalescer
-
-
 def _process_inbox(inbox_id: int) -> str:
     """Apply one inbox row (idempotent); its trailing refresh is queued before it is done."""
     runtime = get_runtime()
@@ -88,7 +79,7 @@ def _process_inbox(inbox_id: int) -> str:
         runtime.sessions,
         inbox_id,
         catalog=catalog_for(runtime),
-        coalescer=coalescer_for(runtime),
+        coalescer=runtime.coalescer,
         window_s=settings.product_notice_coalesce_s,
         max_attempts=settings.inbox_max_attempts,
         follow_up=_publish_follow_up,
@@ -112,7 +103,7 @@ def _follow_up_refresh(inbox_id: int) -> str:
         runtime.sessions,
         inbox_id,
         catalog=catalog_for(runtime),
-        coalescer=coalescer_for(runtime),
+        coalescer=runtime.coalescer,
         window_s=settings.product_notice_coalesce_s,
         max_attempts=settings.inbox_max_attempts,
         secrets=[settings.zzy_sign_key.get_secret_value()],

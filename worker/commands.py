@@ -168,7 +168,7 @@ def sync(prices: str, product_id: int | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worker.locks import holding, lock_dir_for, pass_lock
+    from worker.locks import holding
     from worker.runtime import build_runtime
     from worker.supplier.errors import SupplierError
     from worker.sync.prices import refresh_many
@@ -204,7 +204,7 @@ def sync(prices: str, product_id: int | None) -> None:
                     summary["product"] = {"id": product_id, "change": kind}
                 due = [product_id] if prices != "none" and kind != "failed" else []
             else:
-                lock = pass_lock(runtime.redis, lock_dir_for(settings.database_url))
+                lock = runtime.pass_lock(ttl_s=60.0)
                 with holding(lock) as taken:
                     if not taken:
                         raise click.ClickException("another product pass is running")

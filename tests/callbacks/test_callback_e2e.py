@@ -289,7 +289,7 @@ def test_embedded_mode_without_redis_runs_the_whole_loop(
     """SQLite data, kombu's SQLAlchemy broker on a file, the process-local coalescer."""
     from celery.contrib.testing.worker import start_worker
 
-    from callbacks.tasks import celery_for, coalescer_for
+    from callbacks.tasks import celery_for
     from worker.runtime import build_runtime, set_runtime
 
     settings = make_settings(
@@ -298,7 +298,7 @@ def test_embedded_mode_without_redis_runs_the_whole_loop(
     runtime = build_runtime(settings)
     set_runtime(runtime)
     try:
-        assert type(coalescer_for(runtime)).__name__ == "LocalCoalescer"
+        assert type(runtime.coalescer).__name__ == "LocalCoalescer"
         celery = celery_for(settings, queue=celery_queue)
         app = create_app(settings, send=sender_for(celery))
         started = time.monotonic()

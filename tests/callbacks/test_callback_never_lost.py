@@ -36,7 +36,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from test_callback_processing import FakeCatalog, Publisher, run
 
-from callbacks.coalesce import LocalCoalescer
 from callbacks.intake import SUCCESS
 from callbacks.processing import run_follow_up
 from callbacks.relay import plan_relay
@@ -44,6 +43,7 @@ from models.base import utcnow
 from models.inbox import InboxMessage
 from models.orders import Order, OrderEvent, OrderRefund
 from worker.cli import main
+from worker.coalesce import LocalCoalescer
 from worker.runtime import build_runtime, set_runtime
 
 pytestmark = pytest.mark.timeout(180)

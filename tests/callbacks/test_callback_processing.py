@@ -24,12 +24,12 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.coalesce import LocalCoalescer, RedisCoalescer
 from callbacks.processing import Catalog, process_message, run_follow_up
 from callbacks.relay import plan_relay, replay
 from models.base import utcnow
 from models.inbox import InboxMessage
 from models.orders import Order, OrderRefund
+from worker.coalesce import LocalCoalescer, RedisCoalescer
 
 pytestmark = pytest.mark.timeout(60)
 

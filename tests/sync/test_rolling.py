@@ -13,7 +13,7 @@ from models.base import utcnow
 from models.catalog import Product as ProductRow
 from tests.conftest import make_settings
 from worker.celery_app import QUEUE, ROLLING_PRIORITY, create_celery
-from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
+from worker.coalesce import LocalCoalescer, RedisCoalescer, coalesce
 from worker.runtime import build_runtime, set_runtime
 from worker.supplier.client import SupplierClient
 from worker.sync.prices import refresh_many
@@ -59,7 +59,7 @@ def test_least_recently_attempted_come_first_never_attempted_before_all(
 
 def test_memory_coalescer_lets_one_through_per_window() -> None:
     clock = [0.0]
-    coalescer = MemoryCoalescer(clock=lambda: clock[0])
+    coalescer = LocalCoalescer(clock=lambda: clock[0])
     assert coalesce(coalescer, "k", [1, 2, 1], 10) == [1, 2]
     assert coalesce(coalescer, "k", [1, 3], 10) == [3]
     clock[0] = 11
