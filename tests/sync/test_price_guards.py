@@ -414,7 +414,7 @@ def test_invalid_entry_whose_id_no_key_can_hold_is_not_quarantined(
     session_factory: sessionmaker[Session],
 ) -> None:
     from worker.supplier.payloads import InvalidProduct
-    from worker.sync.products import apply_products
+    from worker.sync.product_rows import apply_products
 
     huge = InvalidProduct(product_id=2**63, raw={"ProductId": 2**63}, error="ProductId: too big")
     assert apply_products(session_factory, [], [huge]) == {}

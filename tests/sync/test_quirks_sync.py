@@ -22,7 +22,8 @@ from worker.cli import main
 from worker.clock import clock_for
 from worker.supplier.payloads import Product
 from worker.sync.prices import refresh_many
-from worker.sync.products import apply_products, set_shelf_status, sync_one_product, sync_products
+from worker.sync.product_rows import apply_products
+from worker.sync.products import set_shelf_status, sync_one_product, sync_products
 
 from .helpers import make_client
 from .test_cli import env_for

@@ -17,13 +17,8 @@ from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
 from worker.supplier.payloads import Product
 from worker.sync.price_plan import price_window
 from worker.sync.prices import refresh_many, refresh_prices
-from worker.sync.products import (
-    PassResult,
-    apply_products,
-    product_row,
-    sync_one_product,
-    sync_products,
-)
+from worker.sync.product_rows import apply_products, product_row
+from worker.sync.products import PassResult, sync_one_product, sync_products
 from worker.sync.upsert import upsert_products
 
 from .helpers import WriteProbe, make_client
