@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -45,14 +44,12 @@ from tenacity import (
 
 from worker.settings import Settings
 from worker.supplier.contract import casefold_get
-from worker.supplier.envelope import as_int, parse_product_page, retry_after_s, summarize
+from worker.supplier.envelope import parse_product_page, summarize, unwrap
 from worker.supplier.errors import (
     SupplierBadPayload,
-    SupplierBusy,
     SupplierError,
     SupplierInconsistent,
     SupplierOutcomeUnknown,
-    SupplierRejected,
     SupplierUnavailable,
 )
 from worker.supplier.fields import OutgoingModel, negatives_read_as_zero
@@ -443,63 +440,8 @@ class SupplierClient:
         log.debug(
             "supplier %s %s -> %s in %.0f ms", method, signed_path, response.status_code, elapsed_ms
         )
-        envelope = self._unwrap(method, path, response, idempotent=idempotent)
+        envelope = unwrap(method, path, response, idempotent=idempotent, transient=self._transient)
         if require_data and casefold_get(envelope, "Data") is None:
             # A success without the data asked for: an overloaded back end, not "nothing".
             raise SupplierUnavailable(f"{method} {path}: success answer with Data null")
-        return envelope
-
-    def _unwrap(
-        self, method: str, path: str, response: httpx.Response, *, idempotent: bool
-    ) -> dict[str, Any]:
-        status = response.status_code
-        retry_after = retry_after_s(response.headers.get("Retry-After"))
-        if status == 429:
-            raise SupplierUnavailable(
-                f"{method} {path}: rate limited (HTTP 429)",
-                status_code=status,
-                retry_after_s=retry_after,
-            )
-        if status == 408 and idempotent:
-            raise SupplierUnavailable(
-                f"{method} {path}: request timeout (HTTP 408)", status_code=status
-            )
-        if status >= 500:
-            if not idempotent:
-                raise SupplierOutcomeUnknown(f"{method} {path}: HTTP {status}", status_code=status)
-            raise SupplierUnavailable(
-                f"{method} {path}: HTTP {status}", status_code=status, retry_after_s=retry_after
-            )
-        try:
-            envelope = json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            if not idempotent:
-                # A gateway's error page says nothing about whether the write was applied.
-                raise SupplierOutcomeUnknown(
-                    f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status
-                ) from None
-            if status >= 400:
-                raise SupplierRejected(
-                    None, f"HTTP {status} without a JSON body", "", status_code=status
-                ) from None
-            raise SupplierUnavailable(
-                f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status
-            ) from None
-        if not isinstance(envelope, dict) or casefold_get(envelope, "IsSuccess") is None:
-            raise SupplierBadPayload(f"{method} {path}: answer is not the supplier's envelope")
-        code = as_int(casefold_get(envelope, "Code"))
-        message = str(casefold_get(envelope, "Message") or "")
-        log_id = str(casefold_get(envelope, "LogId") or "")
-        if casefold_get(envelope, "IsSuccess") is not True or status >= 400:
-            if idempotent and status < 400 and self._transient.is_transient(code, message):
-                raise SupplierBusy(code, message, log_id)
-            log.warning(
-                "supplier rejected %s %s: Code=%s LogId=%s Message=%s",
-                method,
-                path,
-                code,
-                log_id,
-                message,
-            )
-            raise SupplierRejected(code, message, log_id, status_code=status)
         return envelope
