@@ -60,16 +60,16 @@ from worker.supplier.notices import (
     UnreadableNumber,
     loads_notice_json,
 )
-from worker.supplier.signing import verify_request
+from worker.supplier.signing import RejectCode, verify_request
 
 SUCCESS = {"Code": 1000, "IsSuccess": True, "LogId": "", "Message": "收到通知"}
 # A stored row whose processing task is lost is re-queued by the relay after this long.
 FIRST_RETRY_S = 60.0
 HELD_REASON = "signature already used with a different body: held for an operator"
 
-_VERDICT_CODES: dict[str, tuple[int, int]] = {
-    "PartnerId header does not match our partner id": (403, 4030),
-    "Timestamp outside the accepted window": (401, 4011),
+_VERDICT_CODES: dict[RejectCode | None, tuple[int, int]] = {
+    RejectCode.WRONG_PARTNER: (403, 4030),
+    RejectCode.STALE_TIMESTAMP: (401, 4011),
 }
 _ID_KEYS = {"idcardno", "idcard", "cardid"}
 _MOBILE_KEYS = {"mobile"}
@@ -171,7 +171,7 @@ def check_headers(
         tolerance_ms=tolerance_ms,
     )
     if not verdict.ok:
-        status, code = _VERDICT_CODES.get(verdict.reason, (401, 4010))
+        status, code = _VERDICT_CODES.get(verdict.code, (401, 4010))
         return Rejection(status, code, verdict.reason)
     return Delivery(signature=verdict.signature.hex())
 

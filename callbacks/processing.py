@@ -39,6 +39,7 @@ from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
 from worker.coalesce import NOW, Coalescer
 from worker.logs import mask
+from worker.supplier.contract import NoticeStatus
 from worker.supplier.notices import (
     NOTICE_MODELS,
     ProductNotice,
@@ -160,7 +161,7 @@ def apply_product_notice(
     to schedule it with. A retry is never coalesced away.
     """
     product_id = notice.product_id
-    if notice.status in (0, 1):
+    if NoticeStatus(notice.status).is_shelf_change:
         catalog.set_shelf_status(product_id, notice.status)
     key = _coalesce_key(notice)
     decision = NOW if is_retry else coalescer.claim(key, window_s)
@@ -230,14 +231,14 @@ def run_follow_up(
 
 
 def _coalesce_key(notice: ProductNotice) -> str:
-    kind = "prices" if notice.status == 3 else "product"
+    kind = "prices" if NoticeStatus(notice.status) is NoticeStatus.PRICES else "product"
     return f"{kind}:{notice.product_id}"
 
 
 def _refresh(notice: ProductNotice, catalog: Catalog) -> None:
-    if notice.status in (0, 1):
+    if NoticeStatus(notice.status).is_shelf_change:
         catalog.queue_product_refresh(notice.product_id)
-    elif notice.status == 2:
+    elif NoticeStatus(notice.status) is NoticeStatus.DETAILS:
         catalog.refresh_product(notice.product_id)
     else:
         catalog.refresh_prices(notice.product_id)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api import queries
 from catalog_api.context import state
+from worker.supplier.contract import ShelfStatus
 
 bp = Blueprint("metrics", __name__)
 
@@ -111,7 +112,7 @@ class CatalogCollector(Collector):
             (s, a): 0 for s in ("on_shelf", "off_shelf") for a in ("true", "false")
         }
         for count in queries.product_counts(session):
-            status = "on_shelf" if count.product_status == 1 else "off_shelf"
+            status = "on_shelf" if count.product_status == ShelfStatus.ON_SHELF else "off_shelf"
             key = (status, "true" if count.is_authorized else "false")
             seen[key] = seen[key] + count.count
         for (status, authorized), value in sorted(seen.items()):

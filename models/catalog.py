@@ -97,10 +97,6 @@ class Product(Base):
     # its own fetch started later. Version is a change marker, never an order.
     fetched_at: Mapped[datetime | None]
 
-    @property
-    def is_on_shelf(self) -> bool:
-        return self.product_status == 1
-
 
 class QuarantinedProduct(Base):
     """A product entry that failed validation, kept raw with its error; the last good row stays."""

@@ -8,9 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
+from enum import IntEnum
 from typing import Any
 
 SUPPLIER_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+class ShelfStatus(IntEnum):
+    """A product's ``ProductStatus`` (stored as is in ``products.product_status``)."""
+
+    OFF_SHELF = 0
+    ON_SHELF = 1
+
+
+class NoticeStatus(IntEnum):
+    """``order_product_notify``'s Status: what changed about a product."""
+
+    OFF_SHELF = 0
+    ON_SHELF = 1
+    DETAILS = 2
+    PRICES = 3
+
+    @property
+    def is_shelf_change(self) -> bool:
+        return self in (NoticeStatus.OFF_SHELF, NoticeStatus.ON_SHELF)
 
 
 def supplier_today(now: datetime | None = None) -> date:

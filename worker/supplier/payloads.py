@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.limits import NAME_TEXT, SHORT_TEXT, TIME_TEXT
-from worker.supplier.contract import casefold_key
+from worker.supplier.contract import ShelfStatus, casefold_key
 from worker.supplier.fields import (
     Count,
     InfoDateTime,
@@ -105,7 +105,7 @@ class Product(SupplierModel):
 
     @property
     def is_on_shelf(self) -> bool:
-        return self.product_status == 1
+        return self.product_status == ShelfStatus.ON_SHELF
 
 
 class InvalidProduct(BaseModel):

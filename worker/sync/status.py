@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import Change, Product, QuarantinedProduct, SyncRun
 from models.inbox import InboxMessage, InboxStatus
+from worker.supplier.contract import ShelfStatus
 
 
 def inbox_counts(session: Session) -> dict[str, int]:
@@ -60,7 +61,12 @@ def collect_status(
         total = session.scalar(select(func.count()).select_from(Product)) or 0
         n_authorized = session.scalar(select(func.count()).where(authorized)) or 0
         on_shelf = (
-            session.scalar(select(func.count()).where(authorized, Product.product_status == 1)) or 0
+            session.scalar(
+                select(func.count()).where(
+                    authorized, Product.product_status == ShelfStatus.ON_SHELF
+                )
+            )
+            or 0
         )
         never = (
             session.scalar(
