@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeGuard
 
 from sqlalchemy import delete, or_, select, update
@@ -35,7 +36,17 @@ log = logging.getLogger(__name__)
 # Payload fields whose column holds text rather than the parsed value.
 _TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
 _HASH_EXCLUDES = frozenset({"product_status", "version"})
-UNCHANGED = "unchanged"
+
+
+class ItemOutcome(StrEnum):
+    """What storing one fetched product did, besides the change kinds (created, updated, ...)."""
+
+    UNCHANGED = "unchanged"
+    STALE = "stale"  # a later fetch or notice is already stored
+    QUARANTINED = "quarantined"
+
+
+UNCHANGED = ItemOutcome.UNCHANGED
 
 
 def content_hash(product: Product) -> str:
@@ -135,7 +146,7 @@ def apply_products(
                 )
                 outcomes[pid] = kind.value
             else:
-                outcomes[pid] = "stale"
+                outcomes[pid] = ItemOutcome.STALE
         outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
         if latest:
             session.execute(
@@ -144,7 +155,7 @@ def apply_products(
         for item in invalid:
             if _is_storable_id(item.product_id) and item.product_id not in latest:
                 quarantine(session, item.product_id, item.raw, item.error, now)
-                outcomes[item.product_id] = "quarantined"
+                outcomes[item.product_id] = ItemOutcome.QUARANTINED
     return outcomes
 
 

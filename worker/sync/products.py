@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
@@ -38,9 +39,25 @@ from worker.sync.plan import (
     find_drift,
     plan_missing,
 )
-from worker.sync.product_rows import UNCHANGED, apply_products, deauthorize, quarantine, raw_of
+from worker.sync.product_rows import (
+    UNCHANGED,
+    ItemOutcome,
+    apply_products,
+    deauthorize,
+    quarantine,
+    raw_of,
+)
 
 log = logging.getLogger(__name__)
+
+
+class PassOutcome(StrEnum):
+    """How a product pass ended (``sync_runs.outcome``)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"  # a page still failing after the retries, or paging that kept drifting
+    ANOMALY = "anomaly"  # the catalog shrank implausibly: nothing deauthorized
 
 
 @dataclass
@@ -48,7 +65,7 @@ class PassResult:
     """What a product pass did; ``price_due`` lists products whose prices should be refreshed."""
 
     run_id: int
-    outcome: str = "running"  # ok | failed | anomaly
+    outcome: PassOutcome = PassOutcome.RUNNING
     is_complete: bool = False
     pages: int = 0
     seen: int = 0
@@ -111,7 +128,7 @@ def _shape(page: ProductPage) -> PageShape:
 
 def _start_run(sessions: sessionmaker[Session], kind: str) -> int:
     with sessions.begin() as session:
-        run = SyncRun(kind=kind, started_at=utcnow(), outcome="running")
+        run = SyncRun(kind=kind, started_at=utcnow(), outcome=PassOutcome.RUNNING)
         session.add(run)
         session.flush()
         return run.id
@@ -229,17 +246,20 @@ def sync_products(
                 regressed,
             )
         else:
-            result.outcome, result.error = "failed", "paging kept drifting; nothing deauthorized"
+            result.outcome, result.error = (
+                PassOutcome.FAILED,
+                "paging kept drifting; nothing deauthorized",
+            )
     except SupplierError as exc:
-        result.outcome, result.error = "failed", str(exc)[:1000]
+        result.outcome, result.error = PassOutcome.FAILED, str(exc)[:1000]
         result.errors += 1
         log.warning("product pass %s failed: %s", result.run_id, exc)
     except BaseException as exc:
-        result.outcome, result.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+        result.outcome, result.error = PassOutcome.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         raise
     finally:
-        if result.outcome == "running":
-            result.outcome = "ok"
+        if result.outcome is PassOutcome.RUNNING:
+            result.outcome = PassOutcome.OK
         result.price_due = sorted(pid for pid, kind in first.items() if kind in PRICE_DUE_KINDS)
         spent = supplier.usage() - usage_before
         result.requests, result.retries = spent.requests, spent.retries
@@ -265,13 +285,13 @@ def _confirm_missing(
         ).all()
     plan = plan_missing(authorized, seen, is_complete=True, max_share=max_share)
     if plan.anomaly is not None:
-        result.outcome, result.error = "anomaly", plan.anomaly
+        result.outcome, result.error = PassOutcome.ANOMALY, plan.anomaly
         log.error("product pass %s: %s", result.run_id, plan.anomaly)
         return
     if unnamed and plan.to_confirm:
         # An entry without ProductId may be any of the missing ones: deleting on a guess is worse
         # than waiting for the supplier to send it whole again.
-        result.outcome = "anomaly"
+        result.outcome = PassOutcome.ANOMALY
         result.error = (
             f"{unnamed} product entries without ProductId; "
             f"{len(plan.to_confirm)} deauthorizations postponed"
@@ -314,7 +334,7 @@ def sync_one_product(sessions: sessionmaker[Session], supplier: Supplier, produc
     except SupplierBadPayload as exc:
         with sessions.begin() as session:
             quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
-        return "quarantined"
+        return ItemOutcome.QUARANTINED
     if product is None:
         return (
             ChangeKind.DEAUTHORIZED.value
@@ -324,7 +344,7 @@ def sync_one_product(sessions: sessionmaker[Session], supplier: Supplier, produc
     outcome = apply_products(sessions, [(product, raw_of(product))], fetched_at=fetched_at)[
         product_id
     ]
-    return UNCHANGED if outcome == "stale" else outcome
+    return UNCHANGED if outcome == ItemOutcome.STALE else outcome
 
 
 def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: int) -> bool:
