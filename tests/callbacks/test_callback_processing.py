@@ -89,6 +89,7 @@ def run(
     window_s: float = 0.0,
     max_attempts: int = 3,
     publisher: Publisher | None = None,
+    now: Any = utcnow,
 ) -> Any:
     return process_message(
         sessions,
@@ -99,6 +100,7 @@ def run(
         max_attempts=max_attempts,
         follow_up=publisher or Publisher(),
         secrets=["zzy-sandbox-signkey"],
+        now=now,
     )
 
 
@@ -428,23 +430,22 @@ def test_relay_backs_off_a_row_no_worker_claims_instead_of_requeueing_every_tick
 
 
 def test_relay_backs_off_by_attempts_so_a_five_minute_outage_parks_nothing(
-    app: Flask, sessions: sessionmaker[Session], sent: Sent, monkeypatch: pytest.MonkeyPatch
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
 ) -> None:
     """Beat every minute, the default five attempts, the supplier down for five minutes."""
     inbox_id = receive(app, "order_product_notify", {"ProductId": 9, "Status": 2}, sent)
     start = _row(sessions, inbox_id).updated_at
     clock = [start]
-    monkeypatch.setattr("callbacks.processing.utcnow", lambda: clock[0])
     supplier_back = start + timedelta(minutes=5)
     catalog, down = FakeCatalog(), FakeCatalog(fail=True)
-    assert run(sessions, inbox_id, down, max_attempts=5).state == "retry"  # at intake
+    assert run(sessions, inbox_id, down, max_attempts=5, now=lambda: clock[0]).state == "retry"
     tried_at = [0]
     for minute in range(1, 16):
         clock[0] = start + timedelta(minutes=minute, seconds=1)
         for queued in _relay(sessions, clock[0]):
             tried_at.append(minute)
             current = catalog if clock[0] >= supplier_back else down
-            run(sessions, queued, current, max_attempts=5)
+            run(sessions, queued, current, max_attempts=5, now=lambda: clock[0])
     row = _row(sessions, inbox_id)
     assert row.status == "done", (row.status, tried_at)
     assert tried_at == [0, 2, 6] and row.attempts == 3
