@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -42,7 +42,6 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from worker.settings import Settings
 from worker.supplier.contract import casefold_get
 from worker.supplier.envelope import parse_product_page, summarize, unwrap
 from worker.supplier.errors import (
@@ -70,6 +69,9 @@ from worker.supplier.port import PriceFetch, Stamp, Usage
 from worker.supplier.ratelimit import NoLimit, RateLimiter
 from worker.supplier.signing import auth_headers
 from worker.supplier.transient import TransientRule
+
+if TYPE_CHECKING:  # the adapter reads settings only at construction, never imports them
+    from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
