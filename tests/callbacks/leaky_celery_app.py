@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import os
 
-from callback_helpers import ID_NUMBER, MOBILE, SIGN_KEY
 from celery.utils.log import get_task_logger
 
+from tests.support.callbacks import ID_NUMBER, MOBILE, SIGN_KEY
 from worker.celery_app import create_celery
 from worker.settings import load_settings
 

@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from callback_helpers import (
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbacks.app import create_app
+from callbacks.intake import SUCCESS
+from callbacks.tasks import _relay_inbox, sender_for
+from models.base import utcnow
+from models.catalog import DailyPrice, Product
+from models.inbox import InboxMessage, InboxSignature
+from models.orders import Order
+from tests.support.callbacks import (
     ID_NUMBER,
     MOBILE,
     PATH,
@@ -30,17 +40,7 @@ from callback_helpers import (
     signed,
     wait_for,
 )
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from callbacks.app import create_app
-from callbacks.intake import SUCCESS
-from callbacks.tasks import _relay_inbox, sender_for
-from models.base import utcnow
-from models.catalog import DailyPrice, Product
-from models.inbox import InboxMessage, InboxSignature
-from models.orders import Order
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from worker.logs import MaskingFilter
 from worker.runtime import get_runtime
 from worker.settings import Settings
@@ -246,7 +246,7 @@ def test_logs_never_show_personal_data_or_the_sign_key(
     cb_settings: Settings, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Scanned raw (our code must not log them at all) and through the app's masking filter."""
-    from test_callback_processing import FakeCatalog, run
+    from tests.support.callbacks import FakeCatalog, run
 
     caplog.set_level(logging.DEBUG)
     sent = Sent()

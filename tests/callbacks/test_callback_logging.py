@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_helpers import ID_NUMBER, MOBILE, SAMPLES, SIGN_KEY, Sent, wait_for
 from click.testing import CliRunner
 from flask import Flask
 
-from tests.conftest import make_settings
+from tests.support.callbacks import ID_NUMBER, MOBILE, SAMPLES, SIGN_KEY, Sent, wait_for
+from tests.support.settings import make_settings
 from worker.celery_app import _mask_logger_handlers, create_celery
 from worker.cli import main
 from worker.settings import Settings
@@ -143,9 +143,8 @@ def test_inbox_command_masks_its_logs(
     root_logger: logging.Logger,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from test_callback_processing import receive
-
     from callbacks import commands
+    from tests.support.callbacks import receive
     from worker.runtime import build_runtime, set_runtime
 
     receive(app, "order_verify_notify", SAMPLES["order_verify_notify"], sent)

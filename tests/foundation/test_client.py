@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
-from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
+from tests.support.settings import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
 from worker.supplier.client import CREATE_PATH, PAY_PATH, PRICES_PATH, PRODUCTS_PATH, SupplierClient
 from worker.supplier.errors import (
     SupplierBadPayload,

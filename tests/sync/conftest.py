@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.sync import make_client
 from worker.supplier.client import SupplierClient
-
-from .helpers import make_client
 
 
 @pytest.fixture

@@ -21,6 +21,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
+from tests.support.sync import (
+    SANDBOX_PARTNER_ID,
+    SANDBOX_SIGN_KEY,
+    WINDOW,
+    WriteProbe,
+    assert_matches_truth,
+    changes_after,
+    full_sync,
+    last_seq,
+    stored,
+)
 from worker.clock import clock_for
 from worker.supplier.client import PRICES_PATH, SupplierClient
 from worker.supplier.errors import SupplierBadPayload, SupplierBusy
@@ -29,16 +40,6 @@ from worker.sync.price_plan import PriceKeys, only_window_moved, price_content, 
 from worker.sync.prices import refresh_many, refresh_prices, store_prices
 from worker.sync.products import sync_products
 from worker.sync.rolling import drop_expired_days, due_for_refresh
-
-from .helpers import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, WriteProbe
-from .test_sync_sandbox import (
-    WINDOW,
-    assert_matches_truth,
-    changes_after,
-    full_sync,
-    last_seq,
-    stored,
-)
 
 D = date(2026, 7, 1)
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.catalog import Product as ProductRow
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from worker.celery_app import QUEUE, ROLLING_PRIORITY, create_celery
 from worker.coalesce import LocalCoalescer, RedisCoalescer, coalesce
 from worker.runtime import build_runtime, set_runtime
