@@ -1,4 +1,7 @@
-"""Per-process resources (engine, sessions, supplier client, Redis, rate limiter).
+"""Per-process resources (engine, sessions, supplier client, Redis, rate limiter, coalescer).
+
+``build_runtime`` is the one place that asks "is there Redis?": the rate limiter, the coalescer
+and (``Runtime.pass_lock``) the pass lock follow from that single answer.
 
 Built lazily at a composition root (a Celery worker process after fork, the CLI, an app
 factory), never at import. Tests build their own with ``build_runtime`` and ``set_runtime``.

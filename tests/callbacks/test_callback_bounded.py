@@ -189,9 +189,7 @@ def test_a_worker_killed_while_processing_a_row_runs_it_at_most_max_attempts_tim
             worker.wait()
     # Once the lease has run out, the claim itself parks it; the supplier is not called again.
     later = utcnow() + timedelta(seconds=LEASE_S + 1)
-    with pytest.MonkeyPatch.context() as clock:
-        clock.setattr("callbacks.processing.utcnow", lambda: later)
-        outcome = run(sessions, row.id, FakeCatalog(), max_attempts=max_attempts)
+    outcome = run(sessions, row.id, FakeCatalog(), max_attempts=max_attempts, now=lambda: later)
     assert outcome.state == "failed" and "gave up" in outcome.detail
     with sessions() as session:
         parked = session.get(InboxMessage, row.id)

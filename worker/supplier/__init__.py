@@ -1,8 +1,10 @@
 """The adapter to the supplier's API, and nothing else.
 
-``client`` (typed calls, paging, retries), ``signing`` (request and callback signatures),
-``payloads`` (the validated answer models), ``notices`` (the callback notice models),
-``errors`` (the exception tree), ``ratelimit`` (the request budget), ``transient`` (which
-refusals mean "busy"), ``port`` (the ``Supplier`` Protocol the sync and the callbacks use).
-No database, Celery, Flask or settings object is imported here.
+``client`` (typed calls, paging, retries), ``port`` (the ``Supplier`` Protocol the sync depends
+on, and ``Usage``), ``envelope`` (answers mapped to the error tree, page parsing), ``payloads``
+and ``fields`` (validated answer and request models, their bounded types), ``notices`` (the
+callback notice models), ``signing`` (request and callback signatures), ``errors`` (the
+exception tree), ``ratelimit`` (the request budget), ``transient`` (which refusals mean
+"busy"), ``contract`` (time zone, status numbers, case-insensitive keys). No database session,
+Celery, Flask or settings object is used here.
 """

@@ -1,4 +1,5 @@
-"""What the supplier's contract fixes beyond the payload shapes: its time zone and its "today".
+"""What the supplier's contract fixes beyond the payload shapes: its time zone and "today", the
+meaning of its status numbers, and keys that may come in any case.
 
 Calendar dates in requests, answers and callbacks are days in Asia/Shanghai. China keeps no
 daylight saving time, so a fixed offset is exact and needs no tz database.
