@@ -152,7 +152,7 @@ def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[f
     """POST every body (signed now) with ``concurrency`` threads; (req/s, latencies ms, errors)."""
     import httpx
 
-    from worker.signing import auth_headers
+    from worker.supplier.signing import auth_headers
 
     latencies: list[float] = []
     errors = 0
@@ -297,9 +297,9 @@ def main() -> None:
 
     from models.db import make_engine, make_session_factory
     from supplier_sandbox.server import SandboxConfig, start_sandbox
-    from worker.products import sync_one_product
     from worker.runtime import build_runtime
     from worker.settings import Settings
+    from worker.sync.products import sync_one_product
 
     pg_url, drop_pg = _scratch_pg(
         os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -362,7 +362,7 @@ def main() -> None:
         by_product, by_price, warm = products[:n], products[n : 2 * n], products[2 * n :]
         for pid in products:
             sync_one_product(runtime.sessions, runtime.supplier, pid)
-        from worker.prices import refresh_prices
+        from worker.sync.prices import refresh_prices
 
         for pid in by_price + warm:
             refresh_prices(runtime.sessions, runtime.supplier, pid)

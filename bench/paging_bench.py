@@ -16,7 +16,7 @@ import click
 import httpx
 
 from supplier_sandbox.server import SandboxConfig, start_sandbox
-from worker.client import PRODUCTS_PATH, SupplierClient
+from worker.supplier.client import PRODUCTS_PATH, SupplierClient
 
 
 @click.command()

@@ -76,9 +76,9 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
     from models.db import make_engine, make_session_factory
-    from worker.client import SupplierClient
-    from worker.prices import refresh_many
-    from worker.products import sync_products
+    from worker.supplier.client import SupplierClient
+    from worker.sync.prices import refresh_many
+    from worker.sync.products import sync_products
 
     engine = make_engine(args.database_url)
     sessions = make_session_factory(engine)

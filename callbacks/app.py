@@ -46,7 +46,7 @@ from callbacks.intake import (
 from models.base import utcnow
 from models.db import ensure_schema, make_engine, make_session_factory
 from models.inbox import InboxStatus
-from worker.logs import configure_logging
+from worker.logs import configure_logging_for
 from worker.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,7 @@ def create_app(
     """The callback app. Without ``settings`` it reads the environment (the gunicorn case)."""
     if settings is None:
         settings = load_settings()
-        configure_logging(
-            settings.log_level,
-            secrets=[settings.zzy_sign_key.get_secret_value()],
-            log_format=settings.log_format,
-        )
+        configure_logging_for(settings)
     engine = intake_engine(settings.database_url)
     # Once across processes (a lock); quick at head. Not on the intake engine: its 3 s statement
     # timeout is for answering the supplier, not for waiting on the migration lock.

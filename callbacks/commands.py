@@ -11,7 +11,9 @@ from sqlalchemy import select
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
 from models.orders import OrderEvent
-from worker.logs import configure_logging, mask
+from worker.cli import command_settings
+from worker.logs import configure_logging_for, mask
+from worker.settings import Settings
 
 
 @click.command()
@@ -24,13 +26,9 @@ def web(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from callbacks.app import create_app
-    from worker.settings import Settings, load_settings
     from worker.startup import check_services
 
-    settings: Settings = load_settings()
-    configure_logging(
-        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
-    )
+    settings: Settings = command_settings()
     check_services(settings, broker_optional=True)
     app = create_app(settings)
     click.echo(f"callback receiver listening on http://{host}:{port}{settings.callback_path}")
@@ -40,10 +38,8 @@ def web(host: str, port: int) -> None:
 @click.group()
 def inbox() -> None:
     """See and retry the callback inbox."""
-    settings = _runtime().settings
-    configure_logging(
-        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
-    )
+    # The process's runtime holds the settings (tests install one): log as it says.
+    configure_logging_for(_runtime().settings)
 
 
 def _runtime() -> Any:

@@ -47,10 +47,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.sql import insert_ignore
+from models.dialect import insert_ignore
 from models.inbox import InboxMessage, InboxSignature, InboxStatus
+from models.limits import ORDER_ID_TEXT, SHORT_TEXT
 from worker.logs import mask, mask_id_card, mask_mobile
-from worker.payloads import (
+from worker.supplier.contract import casefold_key
+from worker.supplier.notices import (
     NOTICE_MODELS,
     Notification,
     ProductNotice,
@@ -58,7 +60,7 @@ from worker.payloads import (
     UnreadableNumber,
     loads_notice_json,
 )
-from worker.signing import verify_request
+from worker.supplier.signing import RejectCode, verify_request
 
 SUCCESS = {"Code": 1000, "IsSuccess": True, "LogId": "", "Message": "收到通知"}
 # A stored row whose processing task is lost is re-queued by the relay after this long.
@@ -69,9 +71,9 @@ HELD_REASON = "signature already used with a different body: held for an operato
 PROBE_SERVICE_NAME = "catalog_sync_probe"
 PROBE_REASON = "doctor probe: verified and stored, nothing to apply"
 
-_VERDICT_CODES: dict[str, tuple[int, int]] = {
-    "PartnerId header does not match our partner id": (403, 4030),
-    "Timestamp outside the accepted window": (401, 4011),
+_VERDICT_CODES: dict[RejectCode | None, tuple[int, int]] = {
+    RejectCode.WRONG_PARTNER: (403, 4030),
+    RejectCode.STALE_TIMESTAMP: (401, 4011),
 }
 _ID_KEYS = {"idcardno", "idcard", "cardid"}
 _MOBILE_KEYS = {"mobile"}
@@ -86,7 +88,11 @@ _IDENTIFIER_KEYS = {
     "notifyservicename",
 }
 # Column widths of the ledger (models/orders.py); anything else free text up to 4000.
-_MAX_TEXT = {"originorderid": 64, "refundapplyno": 64, "ordervouchercode": 255}
+_MAX_TEXT = {
+    "originorderid": ORDER_ID_TEXT,
+    "refundapplyno": ORDER_ID_TEXT,
+    "ordervouchercode": SHORT_TEXT,
+}
 # What no database column can hold: NUL, and UTF-16 surrogates left unpaired by JSON's \\u escapes.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -169,7 +175,7 @@ def check_headers(
         tolerance_ms=tolerance_ms,
     )
     if not verdict.ok:
-        status, code = _VERDICT_CODES.get(verdict.reason, (401, 4010))
+        status, code = _VERDICT_CODES.get(verdict.code, (401, 4010))
         return Rejection(status, code, verdict.reason)
     return Delivery(signature=verdict.signature.hex())
 
@@ -454,7 +460,7 @@ def revalidate(
     from its envelope, or, for a notice found invalid while processing, from the notice."""
     if raw_body is not None:
         return classify(raw_body.encode(), partner_id)
-    if not any(str(key).lower() == "ordernotifyheader" for key in payload):
+    if casefold_key(payload, "OrderNotifyHeader") is None:
         header = {"PartnerId": partner_id, "NotifyServiceName": service_name}
         payload = {"OrderNotifyHeader": header, "OrderNotifyBody": payload}
     return classify(json.dumps(payload, ensure_ascii=False).encode(), partner_id)

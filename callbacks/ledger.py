@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callbacks.sql import insert_ignore
 from models.base import utcnow
+from models.dialect import insert_ignore
 from models.orders import Order, OrderEvent, OrderRefund
 from worker.logs import mask, mask_id_card, mask_mobile
-from worker.payloads import RedemptionNotice, RefundNotice, TicketNotice
+from worker.supplier.notices import RedemptionNotice, RefundNotice, TicketNotice
 
 
 def order_for(session: Session, order_id: int, origin_order_id: str | None = None) -> Order:

@@ -25,21 +25,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.coalesce import NOW, Coalescer
 from callbacks.intake import describe
 from callbacks.ledger import implausibility, record_redemption, record_refund, record_ticket
 from callbacks.relay import retry_delay_s
 from models.base import utcnow
 from models.inbox import InboxMessage, InboxStatus
+from worker.coalesce import NOW, Coalescer
 from worker.logs import mask
-from worker.payloads import (
+from worker.supplier.contract import NoticeStatus
+from worker.supplier.notices import (
     NOTICE_MODELS,
     ProductNotice,
     RedemptionNotice,
@@ -48,6 +49,8 @@ from worker.payloads import (
 )
 
 log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]  # the processing clock; tests pass their own
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,12 @@ def process_message(
     secrets: Iterable[str] = (),
     lease_s: float = LEASE_S,
     retry_base_s: float = RETRY_BASE_S,
+    now: Clock = utcnow,
 ) -> Outcome:
-    """Apply one inbox row once. Never raises for a bad row; the outcome says what happened."""
-    claimed = _claim(sessions, inbox_id, max_attempts, lease_s)
+    """Apply one inbox row once. Never raises for a bad row; the outcome says what happened.
+
+    ``now`` is the clock every stamp and lease is taken from (tests pass their own)."""
+    claimed = _claim(sessions, inbox_id, max_attempts, lease_s, now=now)
     if isinstance(claimed, Outcome):
         return claimed
     service, payload, attempts = claimed
@@ -107,7 +113,7 @@ def process_message(
             describe(exc) if isinstance(exc, ValidationError) else "unknown service"
         )
         with sessions.begin() as session:
-            _mark(session, inbox_id, InboxStatus.INVALID, reason=reason)
+            _mark(session, inbox_id, InboxStatus.INVALID, reason=reason, now=now)
         return Outcome(inbox_id, "invalid", reason)
     try:
         if isinstance(notice, ProductNotice):
@@ -116,24 +122,24 @@ def process_message(
             )
             if delay_s is not None:
                 _publish_follow_up(follow_up, inbox_id, delay_s, coalescer, notice)
-                _extend_lease(sessions, inbox_id, delay_s + lease_s)
+                _extend_lease(sessions, inbox_id, delay_s + lease_s, now=now)
                 return Outcome(inbox_id, "scheduled", detail, delay_s)
             with sessions.begin() as session:
-                _mark_done(session, inbox_id)
+                _mark_done(session, inbox_id, now=now)
             return Outcome(inbox_id, "done", detail)
         with sessions.begin() as session:
-            if not _mark_done(session, inbox_id):
+            if not _mark_done(session, inbox_id, now=now):
                 return Outcome(inbox_id, "skipped", "applied by another worker")
             problem = implausibility(session, notice)
             if problem:
-                _mark(session, inbox_id, InboxStatus.INVALID, reason=problem)
+                _mark(session, inbox_id, InboxStatus.INVALID, reason=problem, now=now)
                 return Outcome(inbox_id, "invalid", problem)
             apply_order_notice(session, notice, inbox_id)
         return Outcome(inbox_id, "done", service)
     except Exception as exc:
         error = mask(f"{type(exc).__name__}: {exc}", secrets)[:500]
         parked = _record_failure(
-            sessions, inbox_id, error, attempts, max_attempts, retry_base_s=retry_base_s
+            sessions, inbox_id, error, attempts, max_attempts, retry_base_s=retry_base_s, now=now
         )
         log.warning(
             "inbox %s (%s) attempt %s failed%s: %s",
@@ -160,7 +166,7 @@ def apply_product_notice(
     to schedule it with. A retry is never coalesced away.
     """
     product_id = notice.product_id
-    if notice.status in (0, 1):
+    if NoticeStatus(notice.status).is_shelf_change:
         catalog.set_shelf_status(product_id, notice.status)
     key = _coalesce_key(notice)
     decision = NOW if is_retry else coalescer.claim(key, window_s)
@@ -230,14 +236,14 @@ def run_follow_up(
 
 
 def _coalesce_key(notice: ProductNotice) -> str:
-    kind = "prices" if notice.status == 3 else "product"
+    kind = "prices" if NoticeStatus(notice.status) is NoticeStatus.PRICES else "product"
     return f"{kind}:{notice.product_id}"
 
 
 def _refresh(notice: ProductNotice, catalog: Catalog) -> None:
-    if notice.status in (0, 1):
+    if NoticeStatus(notice.status).is_shelf_change:
         catalog.queue_product_refresh(notice.product_id)
-    elif notice.status == 2:
+    elif NoticeStatus(notice.status) is NoticeStatus.DETAILS:
         catalog.refresh_product(notice.product_id)
     else:
         catalog.refresh_prices(notice.product_id)
@@ -258,11 +264,16 @@ def apply_order_notice(session: Session, notice: Any, inbox_id: int) -> None:
 
 
 def _claim(
-    sessions: sessionmaker[Session], inbox_id: int, max_attempts: int, lease_s: float
+    sessions: sessionmaker[Session],
+    inbox_id: int,
+    max_attempts: int,
+    lease_s: float,
+    *,
+    now: Clock = utcnow,
 ) -> tuple[str, dict[str, Any], int] | Outcome:
     """Take an attempt (committed before any work), or say why not; parks an exhausted row
     whose last attempt's lease has run out."""
-    now = utcnow()
+    stamp = now()
     with sessions.begin() as session:
         claimed = session.execute(
             update(InboxMessage)
@@ -273,8 +284,8 @@ def _claim(
             )
             .values(
                 attempts=InboxMessage.attempts + 1,
-                updated_at=now,
-                next_attempt_at=now + timedelta(seconds=lease_s),
+                updated_at=stamp,
+                next_attempt_at=stamp + timedelta(seconds=lease_s),
             )
             .returning(InboxMessage.service_name, InboxMessage.payload, InboxMessage.attempts)
         ).first()
@@ -286,11 +297,11 @@ def _claim(
                 InboxMessage.id == inbox_id,
                 InboxMessage.status == InboxStatus.PENDING,
                 InboxMessage.attempts >= max_attempts,
-                (InboxMessage.next_attempt_at.is_(None)) | (InboxMessage.next_attempt_at <= now),
+                (InboxMessage.next_attempt_at.is_(None)) | (InboxMessage.next_attempt_at <= stamp),
             )
             .values(
                 status=InboxStatus.FAILED,
-                updated_at=now,
+                updated_at=stamp,
                 next_attempt_at=None,
                 last_error=func.coalesce(InboxMessage.last_error, GAVE_UP),
             )
@@ -302,33 +313,37 @@ def _claim(
     return Outcome(inbox_id, "skipped", "not pending, or its last attempt may still be running")
 
 
-def _extend_lease(sessions: sessionmaker[Session], inbox_id: int, seconds: float) -> None:
+def _extend_lease(
+    sessions: sessionmaker[Session], inbox_id: int, seconds: float, *, now: Clock = utcnow
+) -> None:
     """Keep the relay off a row whose trailing refresh is scheduled (it reports back)."""
     with sessions.begin() as session:
         session.execute(
             update(InboxMessage)
             .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
-            .values(next_attempt_at=utcnow() + timedelta(seconds=seconds))
+            .values(next_attempt_at=now() + timedelta(seconds=seconds))
         )
 
 
-def _mark(session: Session, inbox_id: int, status: str, *, reason: str) -> None:
+def _mark(
+    session: Session, inbox_id: int, status: str, *, reason: str, now: Clock = utcnow
+) -> None:
     session.execute(
         update(InboxMessage)
         .where(InboxMessage.id == inbox_id)
-        .values(status=status, reason=reason, updated_at=utcnow(), next_attempt_at=None)
+        .values(status=status, reason=reason, updated_at=now(), next_attempt_at=None)
     )
 
 
-def _mark_done(session: Session, inbox_id: int) -> bool:
-    now = utcnow()
+def _mark_done(session: Session, inbox_id: int, *, now: Clock = utcnow) -> bool:
+    stamp = now()
     result = session.execute(
         update(InboxMessage)
         .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
         .values(
             status=InboxStatus.DONE,
-            processed_at=now,
-            updated_at=now,
+            processed_at=stamp,
+            updated_at=stamp,
             last_error=None,
             next_attempt_at=None,
         )
@@ -345,32 +360,21 @@ def _record_failure(
     max_attempts: int,
     *,
     retry_base_s: float = RETRY_BASE_S,
+    now: Clock = utcnow,
 ) -> bool:
     parked = attempts >= max_attempts
-    now = utcnow()
+    stamp = now()
     with sessions.begin() as session:
         session.execute(
             update(InboxMessage)
             .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
             .values(
                 last_error=error,
-                updated_at=now,
+                updated_at=stamp,
                 status=InboxStatus.FAILED if parked else InboxStatus.PENDING,
                 next_attempt_at=None
                 if parked
-                else now + timedelta(seconds=retry_delay_s(attempts, retry_base_s)),
+                else stamp + timedelta(seconds=retry_delay_s(attempts, retry_base_s)),
             )
         )
     return parked
-
-
-def pending_ids(session: Session, limit: int = 100) -> list[int]:
-    """Ids of rows still waiting, oldest first (for tests and the CLI)."""
-    return list(
-        session.scalars(
-            select(InboxMessage.id)
-            .where(InboxMessage.status == InboxStatus.PENDING)
-            .order_by(InboxMessage.id)
-            .limit(limit)
-        )
-    )

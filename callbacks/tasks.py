@@ -1,6 +1,6 @@
 """Thin Celery tasks for the callback inbox: inbox row ids in, nothing personal in arguments.
 
-``relay_inbox`` belongs on beat every 60 s (``RELAY_SCHEDULE_S``), beside the sync's entries.
+``relay_inbox`` runs on beat every ``RELAY_INTERVAL_S``; ``beat_schedule`` declares it here.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 from celery import Celery, shared_task
 
-from callbacks.coalesce import Coalescer, LocalCoalescer, RedisCoalescer
 from callbacks.processing import LEASE_S, Catalog, process_message, run_follow_up
 from callbacks.relay import plan_relay
 from models.base import utcnow
+from worker.celery_app import URGENT_PRIORITY  # notifications overtake rolling work
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
 
@@ -24,16 +24,18 @@ log = logging.getLogger(__name__)
 PROCESS_TASK = "callbacks.tasks.process_inbox"
 FOLLOW_UP_TASK = "callbacks.tasks.follow_up_refresh"
 RELAY_TASK = "callbacks.tasks.relay_inbox"
-RELAY_SCHEDULE_S = 60.0
+RELAY_INTERVAL_S = 60.0
 STALE_AFTER_S = 60.0  # a pending row untouched this long has lost its task (or failed)
-URGENT_PRIORITY = 0  # worker.celery_app.URGENT_PRIORITY: notifications overtake rolling work
 # A notice's work is one supplier read (its client gives up within 40 s) and a transaction:
 # past the soft limit the task fails and is retried by the relay; past the hard limit the child
 # is killed. processing.LEASE_S covers the hard limit, so no running attempt is parked.
 SOFT_TIME_LIMIT_S = 120
 TIME_LIMIT_S = 150
 
-_local_coalescer = LocalCoalescer()
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The callbacks' periodic task: re-queue lost or failed inbox rows, park repeated failures."""
+    return {"relay-inbox": {"task": RELAY_TASK, "schedule": RELAY_INTERVAL_S}}
 
 
 def celery_for(settings: Settings, **options: Any) -> Celery:
@@ -54,8 +56,8 @@ def sender_for(app: Celery) -> Callable[[int], None]:
 
 def catalog_for(runtime: Runtime) -> Catalog:
     """The catalog sync's functions bound to this process's sessions and supplier client."""
-    from worker.prices import refresh_prices
-    from worker.products import set_shelf_status, sync_one_product
+    from worker.sync.prices import refresh_prices
+    from worker.sync.products import set_shelf_status, sync_one_product
     from worker.tasks import queue_product_refresh
 
     window = runtime.settings.price_window_days
@@ -69,12 +71,6 @@ def catalog_for(runtime: Runtime) -> Catalog:
     )
 
 
-def coalescer_for(runtime: Runtime) -> Coalescer:
-    if runtime.redis is not None:
-        return RedisCoalescer(runtime.redis)
-    return _local_coalescer
-
-
 def _process_inbox(inbox_id: int) -> str:
     """Apply one inbox row (idempotent); its trailing refresh is queued before it is done."""
     runtime = get_runtime()
@@ -83,7 +79,7 @@ def _process_inbox(inbox_id: int) -> str:
         runtime.sessions,
         inbox_id,
         catalog=catalog_for(runtime),
-        coalescer=coalescer_for(runtime),
+        coalescer=runtime.coalescer,
         window_s=settings.product_notice_coalesce_s,
         max_attempts=settings.inbox_max_attempts,
         follow_up=_publish_follow_up,
@@ -107,7 +103,7 @@ def _follow_up_refresh(inbox_id: int) -> str:
         runtime.sessions,
         inbox_id,
         catalog=catalog_for(runtime),
-        coalescer=coalescer_for(runtime),
+        coalescer=runtime.coalescer,
         window_s=settings.product_notice_coalesce_s,
         max_attempts=settings.inbox_max_attempts,
         secrets=[settings.zzy_sign_key.get_secret_value()],
@@ -144,6 +140,6 @@ process_inbox = shared_task(name=PROCESS_TASK, acks_late=True, ignore_result=Tru
 follow_up_refresh = shared_task(name=FOLLOW_UP_TASK, acks_late=True, ignore_result=True, **_LIMITS)(
     _follow_up_refresh
 )
-relay_inbox = shared_task(name=RELAY_TASK, ignore_result=True, expires=RELAY_SCHEDULE_S)(
+relay_inbox = shared_task(name=RELAY_TASK, ignore_result=True, expires=RELAY_INTERVAL_S)(
     _relay_inbox
 )

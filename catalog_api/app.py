@@ -22,7 +22,7 @@ from catalog_api.params import MAX_WAIT_S, BadParameter
 from catalog_api.queries import GapClock
 from catalog_api.waiting import ChangeWatcher
 from models.db import ensure_schema, make_engine, make_session_factory
-from worker.logs import configure_logging
+from worker.logs import configure_logging_for
 from worker.settings import ConfigError, ReadApiSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,7 @@ def create_app(
     """
     if settings is None:
         settings = _settings_from_environment()
-        token = settings.catalog_api_token
-        configure_logging(
-            settings.log_level, [token.get_secret_value()] if token else [], settings.log_format
-        )
+        configure_logging_for(settings)
     if settings.catalog_api_token is None and not settings.catalog_api_anonymous:
         raise ConfigError(auth.ANONYMOUS_REFUSED)
     engine = make_engine(settings.database_url)

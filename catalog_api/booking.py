@@ -8,9 +8,10 @@ priced day without a session.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+from worker.supplier.contract import SUPPLIER_TZ
+
 END_OF_DAY = time(23, 59, 59)
 
 
@@ -36,7 +37,7 @@ def bookable_until(
     if sells_by_session and not has_session:
         return None
     last_day = day - timedelta(days=max(booking_days, 0))
-    return datetime.combine(last_day, booking_time or END_OF_DAY, SHANGHAI)
+    return datetime.combine(last_day, booking_time or END_OF_DAY, SUPPLIER_TZ)
 
 
 def is_bookable(until: datetime | None, now: datetime) -> bool:

@@ -22,15 +22,10 @@ def api(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from catalog_api.app import create_app
-    from worker.logs import configure_logging
-    from worker.settings import ConfigError, ReadApiSettings, load_settings
+    from worker.cli import command_settings
+    from worker.settings import ReadApiSettings
 
-    try:
-        settings = load_settings(ReadApiSettings)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    secrets = [settings.catalog_api_token.get_secret_value()] if settings.catalog_api_token else []
-    configure_logging(settings.log_level, secrets, settings.log_format)
+    settings = command_settings(ReadApiSettings)
     if settings.catalog_api_token is None and not is_loopback(host):
         raise click.ClickException(
             "CATALOG_API_ANONYMOUS: anonymous access is allowed only on a loopback address: "

@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api import queries
 from catalog_api.context import state
+from models import stats
+from worker.supplier.contract import ShelfStatus
 
 bp = Blueprint("metrics", __name__)
 
@@ -111,14 +113,14 @@ class CatalogCollector(Collector):
             (s, a): 0 for s in ("on_shelf", "off_shelf") for a in ("true", "false")
         }
         for count in queries.product_counts(session):
-            status = "on_shelf" if count.product_status == 1 else "off_shelf"
+            status = "on_shelf" if count.product_status == ShelfStatus.ON_SHELF else "off_shelf"
             key = (status, "true" if count.is_authorized else "false")
             seen[key] = seen[key] + count.count
         for (status, authorized), value in sorted(seen.items()):
             products.add_metric([status, authorized], value)
         yield products
 
-        oldest, never = queries.oldest_price_refresh(session)
+        oldest, never = stats.oldest_price_refresh(session)
         age = GaugeMetricFamily(
             "catalog_prices_oldest_refresh_age_seconds",
             "Age of the stalest price calendar among authorized products (0 when none refreshed).",
@@ -160,7 +162,7 @@ class CatalogCollector(Collector):
         yield success_age
 
         last_seq = GaugeMetricFamily("catalog_changes_last_seq", "Highest change seq stored.")
-        last_seq.add_metric([], queries.last_change_seq(session))
+        last_seq.add_metric([], stats.last_change_seq(session) or 0)
         yield last_seq
 
         backlog = queries.inbox_backlog(session)

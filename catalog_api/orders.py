@@ -72,7 +72,7 @@ def _supplier() -> Any:
             settings = state().settings
             client = None
             if isinstance(settings, Settings):
-                from worker.client import SupplierClient
+                from worker.supplier.client import SupplierClient
 
                 client = SupplierClient.from_settings(settings)
             extensions["orders_supplier"] = client

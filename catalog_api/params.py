@@ -19,14 +19,15 @@ import base64
 import binascii
 import re
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from models.limits import INT64_MAX
+from worker.supplier.contract import SUPPLIER_TZ
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_WAIT_S = 60
 MAX_CALENDAR_DAYS = 366
-MAX_ID = 2**63 - 1
+MAX_ID = INT64_MAX
 
 _INTEGER = re.compile(r"[0-9]{1,19}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -102,7 +103,7 @@ def parse_updated_since(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     if _DATE.fullmatch(raw):
-        value = datetime.combine(_parse_date("updated_since", raw), time(), SHANGHAI)
+        value = datetime.combine(_parse_date("updated_since", raw), time(), SUPPLIER_TZ)
     else:
         # A literal "+" in a query string decodes to a space.
         text = re.sub(r" ([0-9]{2}:?[0-9]{2})$", r"+\1", raw)

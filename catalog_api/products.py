@@ -9,7 +9,6 @@ from flask import Blueprint, Response, abort, jsonify, request
 from catalog_api import booking, queries, representations
 from catalog_api.context import db, state
 from catalog_api.params import (
-    SHANGHAI,
     calendar_range,
     decode_cursor,
     encode_cursor,
@@ -21,6 +20,7 @@ from catalog_api.params import (
     parse_status,
     parse_updated_since,
 )
+from worker.supplier.contract import SUPPLIER_TZ
 
 bp = Blueprint("products", __name__, url_prefix="/catalog/products")
 
@@ -51,7 +51,7 @@ def get_product(product_id: str) -> Response:
     row = queries.get_product(session, key)
     if row is None:
         abort(404, f"no product {key}")
-    first = state().clock().astimezone(SHANGHAI).date()
+    first = state().clock().astimezone(SUPPLIER_TZ).date()
     last = first + timedelta(days=state().settings.price_window_days)
     body = representations.product(row)
     body["lowest_sale_price"] = representations.money(
@@ -64,7 +64,7 @@ def get_product(product_id: str) -> Response:
 @bp.get("/<product_id>/calendar")
 def get_calendar(product_id: str) -> Response:
     key = _product_key(product_id)
-    today = state().clock().astimezone(SHANGHAI).date()
+    today = state().clock().astimezone(SUPPLIER_TZ).date()
     first, last = calendar_range(
         parse_date("from", request.args.get("from")),
         parse_date("to", request.args.get("to")),

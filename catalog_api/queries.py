@@ -19,8 +19,8 @@ from typing import Any, TypeAlias
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from models.catalog import Change, DailyPrice, Product, SyncRun
-from models.catalog import Session as TimedSession
+from models import stats
+from models.catalog import Change, DailyPrice, Product, SyncRun, TimedSession
 
 # Every contract field, under the model's snake_case names, in contract order.
 PRODUCT_FIELDS: tuple[str, ...] = (
@@ -297,17 +297,6 @@ def product_counts(session: Session) -> list[ProductCount]:
     return [ProductCount(int(s), bool(a), int(n)) for s, a, n in session.execute(stmt)]
 
 
-def oldest_price_refresh(session: Session) -> tuple[datetime | None, int]:
-    """The oldest ``prices_refreshed_at`` among authorized products, and how many were never
-    refreshed."""
-    authorized = Product.is_authorized.is_(True)
-    oldest = session.scalar(sa.select(sa.func.min(Product.prices_refreshed_at)).where(authorized))
-    never = session.scalar(
-        sa.select(sa.func.count()).where(authorized, Product.prices_refreshed_at.is_(None))
-    )
-    return oldest, int(never or 0)
-
-
 def last_runs(session: Session) -> list[LastRun]:
     """The latest finished run of each kind."""
     latest = (
@@ -334,31 +323,12 @@ def last_successful_finish(session: Session) -> dict[str, datetime]:
     return {r.kind: r.finished_at for r in runs if r.finished_at is not None}
 
 
-def last_change_seq(session: Session) -> int:
-    return int(session.scalar(sa.select(sa.func.max(Change.seq))) or 0)
-
-
 def inbox_backlog(session: Session) -> int | None:
-    """Inbox rows waiting (``pending``) or to retry (``failed``); ``None`` before the inbox exists."""
-    if not sa.inspect(session.connection()).has_table("inbox"):
-        return None
-    count = session.scalar(
-        sa.text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'failed')")
-    )
-    return int(count or 0)
-
-
-INBOX_STATUSES = ("pending", "done", "failed", "invalid", "held")
+    """Inbox rows waiting or to retry; ``None`` before the inbox exists."""
+    return stats.inbox_backlog(session) if stats.has_inbox(session) else None
 
 
 def inbox_by_status(session: Session) -> dict[str, int] | None:
     """Inbox rows per status (``invalid`` and ``held`` wait for an operator); ``None`` before
     the inbox exists."""
-    if not sa.inspect(session.connection()).has_table("inbox"):
-        return None
-    counts = dict.fromkeys(INBOX_STATUSES, 0)
-    for status, count in session.execute(
-        sa.text("SELECT status, count(*) FROM inbox GROUP BY status")
-    ):
-        counts[str(status)] = int(count)
-    return counts
+    return stats.inbox_counts(session) if stats.has_inbox(session) else None

@@ -8,6 +8,7 @@ from typing import Any
 
 from catalog_api.queries import PRODUCT_FIELDS, AnyRow, CalendarDay
 from models.catalog import Change
+from worker.supplier.contract import ShelfStatus
 
 __all__ = ["PRODUCT_FIELDS", "calendar_day", "change", "money", "product"]
 
@@ -35,7 +36,7 @@ def product(row: AnyRow) -> dict[str, Any]:
     # One convention for stock everywhere: null is unlimited (the supplier's TotoalStock 0).
     body["total_stock"] = row.total_stock or None
     body.update(
-        status="on_shelf" if row.product_status == 1 else "off_shelf",
+        status="on_shelf" if row.product_status == ShelfStatus.ON_SHELF else "off_shelf",
         authorized=row.is_authorized,
         updated_at=timestamp(row.updated_at),
         prices_refreshed_at=timestamp(row.prices_refreshed_at),

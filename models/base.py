@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+from models.limits import MONEY_DIGITS, MONEY_SCALE
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -37,9 +39,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only autoincrements INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
-money = Annotated[Decimal, mapped_column(Numeric(12, 2))]
-utc_time = Annotated[datetime, mapped_column(UTCDateTime())]
-short_text = Annotated[str, mapped_column(String(255))]
+money = Annotated[Decimal, mapped_column(Numeric(MONEY_DIGITS, MONEY_SCALE))]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntPK, JSONType, money, utcnow
+from models.limits import (
+    BOOKING_TIME_TEXT,
+    DATETIME_TEXT,
+    HASH_TEXT,
+    NAME_TEXT,
+    SHORT_TEXT,
+    TIME_TEXT,
+)
 
 
 class ChangeKind(enum.StrEnum):
@@ -35,13 +42,13 @@ class Product(Base):
 
     product_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer)
-    product_code: Mapped[str | None] = mapped_column(String(255))
+    product_code: Mapped[str | None] = mapped_column(String(SHORT_TEXT))
     is_ticket: Mapped[int | None]
     ticket_get_address: Mapped[str | None] = mapped_column(Text)
-    product_name: Mapped[str] = mapped_column(String(500))
+    product_name: Mapped[str] = mapped_column(String(NAME_TEXT))
     product_desc: Mapped[str | None] = mapped_column(Text)
     entrance_mode: Mapped[int | None]
-    product_kind: Mapped[str | None] = mapped_column(String(255))
+    product_kind: Mapped[str | None] = mapped_column(String(SHORT_TEXT))
     adult_number: Mapped[int | None]
     child_number: Mapped[int | None]
     max_number_by_order: Mapped[int | None]
@@ -53,27 +60,29 @@ class Product(Base):
     total_stock: Mapped[int | None]
     product_status: Mapped[int] = mapped_column(Integer, index=True)
     refund_set: Mapped[int | None]
-    scenic_spots: Mapped[str | None] = mapped_column(String(500))
+    scenic_spots: Mapped[str | None] = mapped_column(String(NAME_TEXT))
     scenic_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    out_id: Mapped[str | None] = mapped_column(String(255))
+    out_id: Mapped[str | None] = mapped_column(String(SHORT_TEXT))
     min_age: Mapped[int | None]
     max_age: Mapped[int | None]
     effective_time_mode: Mapped[int | None]
     effective_time: Mapped[int | None]
     become_effective_time: Mapped[int | None]
-    begin_effective_time: Mapped[str | None] = mapped_column(String(32))  # as sent, ISO 8601
-    end_effective_time: Mapped[str | None] = mapped_column(String(32))
-    booking_time: Mapped[str | None] = mapped_column(String(5))  # HH:mm
+    begin_effective_time: Mapped[str | None] = mapped_column(
+        String(DATETIME_TEXT)
+    )  # as sent, ISO 8601
+    end_effective_time: Mapped[str | None] = mapped_column(String(DATETIME_TEXT))
+    booking_time: Mapped[str | None] = mapped_column(String(BOOKING_TIME_TEXT))  # HH:mm
 
     raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(HASH_TEXT))
     is_authorized: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     deauthorized_at: Mapped[datetime | None]
     prices_refreshed_at: Mapped[datetime | None] = mapped_column(index=True)
-    prices_hash: Mapped[str | None] = mapped_column(String(64))
+    prices_hash: Mapped[str | None] = mapped_column(String(HASH_TEXT))
     # When the fetch whose calendar is stored started: an older fetch never overwrites it.
     prices_fetched_at: Mapped[datetime | None]
     # When a refresh last started, failed ones included: the rolling refresh goes oldest first.
@@ -87,10 +96,6 @@ class Product(Base):
     # clock: an upsert, shelf change, deauthorization or re-authorization lands only when
     # its own fetch started later. Version is a change marker, never an order.
     fetched_at: Mapped[datetime | None]
-
-    @property
-    def is_on_shelf(self) -> bool:
-        return self.product_status == 1
 
 
 class QuarantinedProduct(Base):
@@ -135,14 +140,14 @@ class DailyPrice(Base):
         BigInteger, ForeignKey("products.product_id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    price: Mapped[Decimal] = mapped_column(Numeric(12, 2))  # the distributor's cost
-    sale_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    market_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    price: Mapped[money]  # the distributor's cost
+    sale_price: Mapped[money]
+    market_price: Mapped[money]
     stock: Mapped[int | None]  # None = unlimited (DailyStock 0)
     booking_days: Mapped[int]
 
 
-class Session(Base):
+class TimedSession(Base):
     """A timed session (场次) of a product on a day."""
 
     __tablename__ = "sessions"
@@ -152,9 +157,9 @@ class Session(Base):
         BigInteger, ForeignKey("products.product_id", ondelete="CASCADE")
     )
     day: Mapped[date] = mapped_column(Date)
-    start_time: Mapped[str] = mapped_column(String(8))
-    end_time: Mapped[str] = mapped_column(String(8))
-    seats_code: Mapped[str] = mapped_column(String(255))
+    start_time: Mapped[str] = mapped_column(String(TIME_TEXT))
+    end_time: Mapped[str] = mapped_column(String(TIME_TEXT))
+    seats_code: Mapped[str] = mapped_column(String(SHORT_TEXT))
     seats_num: Mapped[int]
 
     __table_args__ = (Index("ix_sessions_product_day", "product_id", "day"),)

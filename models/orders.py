@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, Numeric, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntPK, JSONType, utcnow
+from models.limits import ORDER_ID_TEXT, SHORT_TEXT
 
 
 class Order(Base):
@@ -29,11 +30,11 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     supplier_order_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    origin_order_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    origin_order_id: Mapped[str | None] = mapped_column(String(ORDER_ID_TEXT), unique=True)
     ticket_status: Mapped[int | None] = mapped_column(Integer)  # 1 issued, 2 failed
     # The inbox row whose ticket notice set the ticket fields: an older one never overwrites.
     ticket_inbox_id: Mapped[int | None] = mapped_column(BigInteger)
-    order_voucher_code: Mapped[str | None] = mapped_column(String(255))
+    order_voucher_code: Mapped[str | None] = mapped_column(String(SHORT_TEXT))
     # [{"voucher_code", "id_card_no" (masked to last 4), "mobile" (masked)}]
     visitor_vouchers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     order_total: Mapped[int | None] = mapped_column(Integer)
@@ -117,7 +118,9 @@ class OrderRefund(Base):
     inbox_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("inbox.id", ondelete="CASCADE"), unique=True
     )
-    refund_apply_no: Mapped[str | None] = mapped_column(String(64))  # None: supplier-forced
+    refund_apply_no: Mapped[str | None] = mapped_column(
+        String(ORDER_ID_TEXT)
+    )  # None: supplier-forced
     refund_status: Mapped[int] = mapped_column(Integer)
     refund_reason: Mapped[str | None] = mapped_column(Text)
     voucher_codes: Mapped[list[Any]] = mapped_column(JSONType, default=list)

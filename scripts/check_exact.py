@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from models.catalog import DailyPrice, Product, Session
+from models.catalog import DailyPrice, Product, TimedSession
 from models.db import make_engine, make_session_factory
 
 
@@ -75,8 +75,8 @@ def main(sandbox_url: str, database_url: str, window_days: int = 60) -> int:
                 problems.append(f"{pid} calendar differs ({len(have)} held, {len(want)} true)")
             seats = http.get(f"/_admin/products/{pid}/seats", params=query).json()["seats"]
             held_seats = session.execute(
-                select(Session.day, Session.seats_code, Session.seats_num).where(
-                    Session.product_id == pid
+                select(TimedSession.day, TimedSession.seats_code, TimedSession.seats_num).where(
+                    TimedSession.product_id == pid
                 )
             ).all()
             seats_checked += len(seats)

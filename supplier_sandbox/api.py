@@ -20,21 +20,21 @@ from supplier_sandbox.order_records import parse_create, parse_pay, parse_refund
 from supplier_sandbox.params import lookup, optional_int, required_date, required_int, required_str
 from supplier_sandbox.quirks import BUSY_ANSWERS, HTTP_ERRORS, price_data, product_page
 from supplier_sandbox.replies import current_state, supplier_reply
-from worker.signing import verify_request
+from worker.supplier.signing import RejectCode, verify_request
 
 PRODUCTS_PATH = "/product/getProductByDistributor"
 PRICES_PATH = "/product/getProductPriceByDistributor"
 ADMIN_PREFIX = "/_admin"
 
-_AUTH_REASONS = {
-    "missing PartnerId, Timestamp or Authorization header": "缺少鉴权请求头",
-    "PartnerId header does not match our partner id": "分销商ID无效",
-    "Timestamp header is not milliseconds since the epoch": "时间戳格式错误",
-    "Timestamp outside the accepted window": "时间戳已过期或超前，请校准服务器时间",
-    "Authorization is not a Bearer token": "Authorization格式错误",
-    "Authorization token is not ZZY-OPENAPI for this partner": "Token格式错误",
-    "signature is not base64": "签名格式错误",
-    "signature does not match": "签名错误",
+_AUTH_REASONS: dict[RejectCode | None, str] = {
+    RejectCode.MISSING_HEADERS: "缺少鉴权请求头",
+    RejectCode.WRONG_PARTNER: "分销商ID无效",
+    RejectCode.BAD_TIMESTAMP: "时间戳格式错误",
+    RejectCode.STALE_TIMESTAMP: "时间戳已过期或超前，请校准服务器时间",
+    RejectCode.NOT_BEARER: "Authorization格式错误",
+    RejectCode.WRONG_TOKEN: "Token格式错误",
+    RejectCode.NOT_BASE64: "签名格式错误",
+    RejectCode.BAD_SIGNATURE: "签名错误",
 }
 _NOT_JSON_BODY = (
     "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
@@ -67,7 +67,7 @@ def gate() -> Response | None:
         tolerance_ms=state.config.tolerance_ms,
     )
     if not verdict:
-        reason = _AUTH_REASONS.get(verdict.reason, "鉴权失败")
+        reason = _AUTH_REASONS.get(verdict.code, "鉴权失败")
         message = f"鉴权失败：{reason}（{verdict.reason}）"
         return supplier_reply(None, code=401, ok=False, message=message, status=401)
     g.empty_page = False

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from worker.signing import auth_headers
+from worker.supplier.signing import auth_headers
 
 _REPLY_KEEP = 500  # characters of a reply kept in the delivery log
 

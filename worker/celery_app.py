@@ -14,7 +14,6 @@ worker holds at most one message per process, so the ordering is not lost in a p
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 import os
 import signal
@@ -42,8 +41,7 @@ log = logging.getLogger(__name__)
 QUEUE = "catalog-sync"
 URGENT_PRIORITY = 0
 ROLLING_PRIORITY = 9
-RELAY_INTERVAL_S = 60.0
-INCLUDE = ("worker.tasks", "callbacks.tasks", "worker.orders.tasks")
+INCLUDE = ["worker.tasks", "callbacks.tasks", "worker.orders.tasks"]
 REDIS_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
     "queue_order_strategy": "priority",
@@ -60,11 +58,23 @@ def broker_url(settings: Settings) -> str:
     return settings.redis_url or f"sqla+{settings.broker_db_url}"
 
 
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every package's periodic tasks, each declared beside the code it runs."""
+    from callbacks.tasks import beat_schedule as callbacks_schedule
+    from worker.orders.tasks import beat_schedule as orders_schedule
+    from worker.tasks import beat_schedule as sync_schedule
+
+    return {
+        **sync_schedule(settings),
+        **callbacks_schedule(settings),
+        **orders_schedule(settings),
+    }
+
+
 def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: bool = True) -> Celery:
     """A configured Celery app for ``settings`` (tests pass a unique ``queue``)."""
-    include = [name for name in INCLUDE if importlib.util.find_spec(name) is not None]
     app = Celery(
-        "catalog-sync", broker=broker_url(settings), include=include, set_as_current=set_as_current
+        "catalog-sync", broker=broker_url(settings), include=INCLUDE, set_as_current=set_as_current
     )
     if settings.redis_url is None:
         from models.db import make_engine
@@ -93,26 +103,7 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
         broker_connection_retry_on_startup=True,
         # kombu's SQLAlchemy transport hands these to create_engine, so Redis only.
         broker_transport_options=REDIS_TRANSPORT_OPTIONS if settings.redis_url else {},
-        beat_schedule={
-            "product-pass": {
-                "task": "worker.tasks.product_pass",
-                "schedule": settings.product_pass_interval_s,
-            },
-            "rolling-price-refresh": {
-                "task": "worker.tasks.rolling_price_refresh",
-                "schedule": settings.price_refresh_interval_s,
-            },
-            # Orders whose Create or Pay answer was lost: PersonQrCodes, with back-off.
-            "reconcile-orders": {
-                "task": "worker.orders.tasks.reconcile_orders",
-                "schedule": settings.order_reconcile_interval_s,
-            },
-            # Re-queues inbox rows whose processing task was lost; parks repeated failures.
-            "relay-inbox": {
-                "task": "callbacks.tasks.relay_inbox",
-                "schedule": RELAY_INTERVAL_S,
-            },
-        },
+        beat_schedule=beat_schedule(settings),
         timezone="UTC",
         beat_scheduler="worker.celery_app:SingleBeatScheduler",
     )

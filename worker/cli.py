@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+from worker.settings import ReadApiSettings, Settings
+
+S = TypeVar("S", bound=ReadApiSettings)
 
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
@@ -21,6 +25,20 @@ COMMANDS: dict[str, str] = {
     "doctor": "worker.doctor:doctor",
     "order": "worker.orders.commands:order",
 }
+
+
+def command_settings(kind: type[S] = Settings) -> S:  # type: ignore[assignment]
+    """Settings for a command, loaded and applied alike by every command module: a bad setting
+    is one ``Error:`` line, and logging is set up with every secret the settings hold masked."""
+    from worker.logs import configure_logging_for
+    from worker.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(kind)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging_for(settings)
+    return settings
 
 
 class LazyGroup(click.Group):

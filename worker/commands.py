@@ -11,8 +11,8 @@ from typing import Any
 import click
 from pydantic import SecretStr, field_validator
 
-from worker.logs import configure_logging
-from worker.settings import ConfigError, ReadApiSettings, Settings, load_settings
+from worker.cli import command_settings
+from worker.settings import ReadApiSettings, Settings
 
 # ``status`` exits with this when the last pass failed or prices are older than PRICE_MAX_AGE.
 EXIT_UNHEALTHY = 2
@@ -30,28 +30,6 @@ class _LocalOnly(ReadApiSettings):
         if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
             return float(value)
         return value
-
-
-def _settings() -> Settings:
-    """The settings, with logging set up (masked, the sign key among the secrets)."""
-    try:
-        settings: Settings = load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    configure_logging(
-        settings.log_level, [settings.zzy_sign_key.get_secret_value()], settings.log_format
-    )
-    return settings
-
-
-def _local() -> _LocalOnly:
-    try:
-        only = load_settings(_LocalOnly)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    secrets = [s.get_secret_value() for s in (only.zzy_sign_key, only.catalog_api_token) if s]
-    configure_logging(only.log_level, secrets, only.log_format)
-    return only
 
 
 @click.group()
@@ -74,7 +52,9 @@ def db_upgrade(revision: str) -> None:
         upgrade,
     )
 
-    engine = make_engine(_local().database_url)  # no supplier settings (nor the sign key)
+    engine = make_engine(
+        command_settings(_LocalOnly).database_url
+    )  # no supplier settings (nor the sign key)
     shown = engine.url.render_as_string(hide_password=True)
     try:
         if revision == "head":
@@ -102,7 +82,7 @@ def db_downgrade(revision: str) -> None:
     """Undo migrations (for going back to an older release)."""
     from models.db import current_revisions, downgrade, make_engine, migration_lock
 
-    engine = make_engine(_local().database_url)
+    engine = make_engine(command_settings(_LocalOnly).database_url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
         _known(engine, revision)
@@ -119,7 +99,7 @@ def db_current() -> None:
     """The database's revision and this version's head."""
     from models.db import current_revisions, head_revisions, make_engine
 
-    engine = make_engine(_local().database_url)
+    engine = make_engine(command_settings(_LocalOnly).database_url)
     try:
         current = ", ".join(sorted(current_revisions(engine))) or "none"
         head = ", ".join(sorted(head_revisions(engine)))
@@ -168,13 +148,13 @@ def sync(prices: str, product_id: int | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worker.errors import SupplierError
-    from worker.locks import holding, lock_dir_for, pass_lock
-    from worker.prices import refresh_many
-    from worker.products import sync_one_product, sync_products
+    from worker.locks import holding
     from worker.runtime import build_runtime
+    from worker.supplier.errors import SupplierError
+    from worker.sync.prices import refresh_many
+    from worker.sync.products import sync_one_product, sync_products
 
-    settings = _settings()
+    settings: Settings = command_settings()
     if settings.redis_url is not None:  # before anything changes: the pass lock lives there
         from worker.startup import check_redis
 
@@ -204,7 +184,7 @@ def sync(prices: str, product_id: int | None) -> None:
                     summary["product"] = {"id": product_id, "change": kind}
                 due = [product_id] if prices != "none" and kind != "failed" else []
             else:
-                lock = pass_lock(runtime.redis, lock_dir_for(settings.database_url))
+                lock = runtime.pass_lock(ttl_s=60.0)
                 with holding(lock) as taken:
                     if not taken:
                         raise click.ClickException("another product pass is running")
@@ -277,9 +257,9 @@ def status(as_json: bool) -> None:
     from sqlalchemy.engine import make_url
 
     from models.db import ensure_schema, make_engine, make_session_factory
-    from worker.status import collect_status, problems
+    from worker.sync.status import collect_status, problems
 
-    local = _local()
+    local = command_settings(_LocalOnly)
     url = make_url(local.database_url)
     is_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
     if is_file and not Path(url.database or "").exists():  # a read-only command never creates one

@@ -62,8 +62,8 @@ class ProbeFailed(Exception):
 
 def check_supplier(settings: Settings, http: httpx.Client) -> str:
     """One signed product-list request (page 1, size 1): round trip, answer, clock skew."""
-    from worker.client import PRODUCTS_PATH
-    from worker.signing import auth_headers
+    from worker.supplier.client import PRODUCTS_PATH
+    from worker.supplier.signing import auth_headers
 
     request = http.build_request(
         "GET", settings.zzy_base_url + PRODUCTS_PATH, params={"pageIndex": 1, "pageSize": 1}
@@ -120,7 +120,7 @@ def check_callback(settings: Settings, http: httpx.Client) -> str:
     """A signed probe notice to CALLBACK_URL: our receiver verifies it, stores it (as ``done``,
     never applied) in this configuration's database and answers 1000."""
     from callbacks.intake import PROBE_SERVICE_NAME
-    from worker.signing import auth_headers
+    from worker.supplier.signing import auth_headers
 
     path = settings.callback_signing_path
     if settings.callback_url is None:

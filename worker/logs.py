@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import Any
+
+from pydantic import SecretStr
 
 # Digits as typed by people: ASCII or full-width; groups may be split by a space or a dash.
 _D = "[0-9\uff10-\uff19]"
@@ -116,3 +119,13 @@ def configure_logging(
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "werkzeug", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def configure_logging_for(settings: Any) -> None:
+    """``configure_logging`` from a settings object, masking every secret it holds."""
+    secrets = [
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    configure_logging(settings.log_level, secrets, settings.log_format)

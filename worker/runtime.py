@@ -1,4 +1,7 @@
-"""Per-process resources (engine, sessions, supplier client, Redis, rate limiter).
+"""Per-process resources (engine, sessions, supplier client, Redis, rate limiter, coalescer).
+
+``build_runtime`` is the one place that asks "is there Redis?": the rate limiter, the coalescer
+and (``Runtime.pass_lock``) the pass lock follow from that single answer.
 
 Built lazily at a composition root (a Celery worker process after fork, the CLI, an app
 factory), never at import. Tests build their own with ``build_runtime`` and ``set_runtime``.
@@ -15,11 +18,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import ensure_schema, make_engine, make_session_factory
-from worker.client import SupplierClient
-from worker.locks import lock_dir_for
-from worker.ratelimit import FileRateLimiter, RateLimiter, RedisRateLimiter
+from worker.coalesce import Coalescer, LocalCoalescer, RedisCoalescer
+from worker.locks import PassLock, lock_dir_for, pass_lock
 from worker.settings import Settings, load_settings
 from worker.startup import REDIS_TIMEOUTS
+from worker.supplier.client import SupplierClient
+from worker.supplier.ratelimit import FileRateLimiter, RateLimiter, RedisRateLimiter
 
 RATE_LIMIT_KEY = "catalog-sync:supplier-rate"
 # PostgreSQL: no statement of a worker runs, or waits on a lock, without bound (a task would
@@ -44,6 +48,11 @@ class Runtime:
     supplier: SupplierClient
     redis: redis.Redis | None
     limiter: RateLimiter
+    coalescer: Coalescer
+
+    def pass_lock(self, *, ttl_s: float) -> PassLock:
+        """The one-product-pass-at-a-time lock: in Redis when there is one, else a file."""
+        return pass_lock(self.redis, lock_dir_for(self.settings.database_url), ttl_s=ttl_s)
 
     def close(self) -> None:
         self.supplier.close()
@@ -59,11 +68,14 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         ensure_schema(engine)
     client: redis.Redis | None = None
     limiter: RateLimiter
+    coalescer: Coalescer
+    # The one place that asks "is there Redis?": limiter, coalescer and (``pass_lock``) lock.
     if settings.redis_url:
         client = redis.Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)
         limiter = RedisRateLimiter(
             client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst
         )
+        coalescer = RedisCoalescer(client)
     else:
         # Embedded: one budget for every process on this machine (see ``FileRateLimiter``).
         limiter = FileRateLimiter(
@@ -71,8 +83,10 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
             settings.supplier_rate_limit,
             settings.supplier_burst,
         )
+        coalescer = LocalCoalescer()
     supplier = SupplierClient.from_settings(settings, rate_limiter=limiter)
-    return Runtime(settings, engine, make_session_factory(engine), supplier, client, limiter)
+    sessions = make_session_factory(engine)
+    return Runtime(settings, engine, sessions, supplier, client, limiter, coalescer)
 
 
 _lock = threading.Lock()

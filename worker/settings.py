@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from worker.transient import TransientRule
+    from worker.supplier.transient import TransientRule
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -88,7 +88,7 @@ class Settings(ReadApiSettings):
     price_concurrency: int = Field(default=4, ge=1, le=64)
     page_size: int = Field(default=100, ge=1, le=1000)
     read_retries: int = Field(default=4, ge=0, le=10)
-    # IsSuccess false answers to a read that are retried (worker.transient): codes as "500-",
+    # IsSuccess false answers to a read that are retried (worker.supplier.transient): codes as "500-",
     # "429,500-599"; message fragments comma-separated, matched case-insensitively.
     supplier_transient_codes: str = "500-"
     supplier_transient_messages: str = "繁忙,稍后,超时,busy,timeout"
@@ -130,7 +130,7 @@ class Settings(ReadApiSettings):
     @field_validator("supplier_transient_codes")
     @classmethod
     def _code_ranges(cls, value: str) -> str:
-        from worker.transient import parse_codes
+        from worker.supplier.transient import parse_codes
 
         parse_codes(value)
         return value
@@ -199,7 +199,7 @@ class Settings(ReadApiSettings):
     @property
     def transient_rule(self) -> TransientRule:
         """The busy-answer rule of the supplier client."""
-        from worker.transient import TransientRule
+        from worker.supplier.transient import TransientRule
 
         return TransientRule.from_text(
             self.supplier_transient_codes, self.supplier_transient_messages

@@ -15,18 +15,19 @@ from sqlalchemy import select
 from models.base import utcnow
 from models.catalog import Product
 from worker.celery_app import ROLLING_PRIORITY, URGENT_PRIORITY, get_app
-from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
-from worker.diff import PRICE_DUE_KINDS
-from worker.errors import SupplierUnavailable
-from worker.locks import holding, lock_dir_for, pass_lock
-from worker.prices import drop_expired_days, due_for_refresh, refresh_prices
-from worker.products import sync_one_product, sync_products
+from worker.coalesce import coalesce
+from worker.locks import holding
 from worker.runtime import get_runtime
+from worker.settings import Settings
+from worker.supplier.errors import SupplierUnavailable
+from worker.sync.plan import PRICE_DUE_KINDS
+from worker.sync.prices import refresh_prices
+from worker.sync.products import sync_one_product, sync_products
+from worker.sync.rolling import drop_expired_days, due_for_refresh
 
 log = logging.getLogger(__name__)
 
 PASS_TIME_LIMIT_S = 900
-_LOCAL_COALESCER = MemoryCoalescer()
 RETRY = {
     "autoretry_for": (SupplierUnavailable,),
     "retry_backoff": 2,
@@ -34,6 +35,20 @@ RETRY = {
     "retry_jitter": True,
     "max_retries": 6,
 }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The sync's periodic tasks: the product pass and the rolling price refresh."""
+    return {
+        "product-pass": {
+            "task": "worker.tasks.product_pass",
+            "schedule": settings.product_pass_interval_s,
+        },
+        "rolling-price-refresh": {
+            "task": "worker.tasks.rolling_price_refresh",
+            "schedule": settings.price_refresh_interval_s,
+        },
+    }
 
 
 def _send(name: str, args: list[Any], *, urgent: bool) -> None:
@@ -55,9 +70,7 @@ def _product_pass() -> dict[str, Any]:
     """One product pass, unless another worker is running one."""
     runtime = get_runtime()
     settings = runtime.settings
-    lock = pass_lock(
-        runtime.redis, lock_dir_for(settings.database_url), ttl_s=PASS_TIME_LIMIT_S + 60
-    )
+    lock = runtime.pass_lock(ttl_s=PASS_TIME_LIMIT_S + 60)
     with holding(lock) as taken:
         if not taken:
             log.info("product pass skipped: another pass holds the lock")
@@ -86,8 +99,9 @@ def _rolling_price_refresh() -> int:
         cap=settings.price_batch_size,
     )
     # A backlog must not make every tick queue the same oldest products again.
-    coalescer = RedisCoalescer(runtime.redis) if runtime.redis is not None else _LOCAL_COALESCER
-    batch = coalesce(coalescer, "rolling-prices", batch, settings.price_refresh_interval_s * 5)
+    batch = coalesce(
+        runtime.coalescer, "rolling-prices", batch, settings.price_refresh_interval_s * 5
+    )
     for product_id in batch:
         queue_price_refresh(product_id, urgent=False)
     return len(batch)

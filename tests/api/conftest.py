@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.builders import T0, api_settings
 from catalog_api.app import create_app
+from tests.support.builders import T0, api_settings
 
 
 class Clock:

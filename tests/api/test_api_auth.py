@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api import builders as b
+from tests.support import builders as b
 
 TOKEN = "s3cret-token"
 GUARDED = [

@@ -8,8 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api import builders as b
 from models.catalog import DailyPrice, Product
+from tests.support import builders as b
 
 
 def test_calendar_defaults_to_the_price_window_from_today_in_shanghai(

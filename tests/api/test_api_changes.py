@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import builders as b
 from models.catalog import Change
+from tests.support import builders as b
 
 
 def feed(client: FlaskClient, after: int, limit: int = 100) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session
 
-from api import builders as b
 from catalog_api.app import create_app
+from tests.support import builders as b
 
 EXAMPLES = 40
 CHECKS = [

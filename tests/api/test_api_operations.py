@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import builders as b
 from catalog_api.app import create_app
 from models.db import make_engine, make_session_factory
+from tests.support import builders as b
 from worker.settings import ConfigError
 
 DEAD_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/x"

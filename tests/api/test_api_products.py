@@ -10,9 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api import builders as b
 from catalog_api.representations import PRODUCT_FIELDS
 from models.catalog import Product
+from tests.support import builders as b
 
 
 def ids(client: FlaskClient, query: str = "") -> list[int]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_helpers import Sent
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +15,8 @@ import models.inbox
 import models.orders  # noqa: F401
 from callbacks.app import create_app
 from models.db import make_engine, make_session_factory
-from tests.conftest import make_settings
+from tests.support.callbacks import Sent
+from tests.support.settings import make_settings
 from worker.runtime import build_runtime, set_runtime
 from worker.settings import Settings
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import os
 
-from callback_helpers import ID_NUMBER, MOBILE, SIGN_KEY
 from celery.utils.log import get_task_logger
 
+from tests.support.callbacks import ID_NUMBER, MOBILE, SIGN_KEY
 from worker.celery_app import create_celery
 from worker.settings import load_settings
 
@@ -20,6 +20,6 @@ app = create_celery(load_settings(), queue=os.environ.get("LEAKY_QUEUE", "leaky"
 
 @app.task(name=LEAKY_TASK)  # type: ignore[misc]
 def leaky() -> None:
-    logging.getLogger("worker.client").warning("supplier rejected the request: %s", LEAK)
+    logging.getLogger("worker.supplier.client").warning("supplier rejected the request: %s", LEAK)
     get_task_logger(__name__).warning("task logger: %s", LEAK)
     raise RuntimeError(LEAK)

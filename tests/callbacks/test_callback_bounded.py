@@ -26,10 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
-from callback_helpers import PATH, SIGN_KEY, Sent, encode, envelope, serving, signed, wait_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from test_callback_processing import FakeCatalog, run
 
 from callbacks.app import create_app
 from callbacks.intake import SUCCESS
@@ -38,7 +36,19 @@ from callbacks.tasks import celery_for, sender_for
 from models.base import utcnow
 from models.db import make_engine, make_session_factory
 from models.inbox import InboxMessage
-from tests.conftest import make_settings
+from tests.support.callbacks import (
+    PATH,
+    SIGN_KEY,
+    FakeCatalog,
+    Sent,
+    encode,
+    envelope,
+    run,
+    serving,
+    signed,
+    wait_for,
+)
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,9 +189,7 @@ def test_a_worker_killed_while_processing_a_row_runs_it_at_most_max_attempts_tim
             worker.wait()
     # Once the lease has run out, the claim itself parks it; the supplier is not called again.
     later = utcnow() + timedelta(seconds=LEASE_S + 1)
-    with pytest.MonkeyPatch.context() as clock:
-        clock.setattr("callbacks.processing.utcnow", lambda: later)
-        outcome = run(sessions, row.id, FakeCatalog(), max_attempts=max_attempts)
+    outcome = run(sessions, row.id, FakeCatalog(), max_attempts=max_attempts, now=lambda: later)
     assert outcome.state == "failed" and "gave up" in outcome.detail
     with sessions() as session:
         parked = session.get(InboxMessage, row.id)

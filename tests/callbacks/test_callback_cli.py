@@ -14,23 +14,25 @@ from typing import Any
 
 import httpx
 import pytest
-from callback_helpers import (
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbacks.intake import SUCCESS
+from tests.support.callbacks import (
     PATH,
     SAMPLES,
     SIGN_KEY,
+    FakeCatalog,
     Sent,
     encode,
     envelope,
     post_chunked,
+    receive,
+    run,
     signed,
     wait_for,
 )
-from click.testing import CliRunner
-from flask import Flask
-from sqlalchemy.orm import Session, sessionmaker
-from test_callback_processing import FakeCatalog, receive, run
-
-from callbacks.intake import SUCCESS
 from worker.cli import main
 from worker.runtime import build_runtime, set_runtime
 from worker.settings import Settings

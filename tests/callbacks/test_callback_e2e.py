@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from callback_helpers import (
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbacks.app import create_app
+from callbacks.intake import SUCCESS
+from callbacks.tasks import _relay_inbox, sender_for
+from models.base import utcnow
+from models.catalog import DailyPrice, Product
+from models.inbox import InboxMessage, InboxSignature
+from models.orders import Order
+from tests.support.callbacks import (
     ID_NUMBER,
     MOBILE,
     PATH,
@@ -30,17 +40,7 @@ from callback_helpers import (
     signed,
     wait_for,
 )
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from callbacks.app import create_app
-from callbacks.intake import SUCCESS
-from callbacks.tasks import _relay_inbox, sender_for
-from models.base import utcnow
-from models.catalog import DailyPrice, Product
-from models.inbox import InboxMessage, InboxSignature
-from models.orders import Order
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from worker.logs import MaskingFilter
 from worker.runtime import get_runtime
 from worker.settings import Settings
@@ -73,7 +73,7 @@ def test_contract_samples_end_to_end_through_a_real_worker(
     )
     celery = start_celery(settings)
     runtime = get_runtime()
-    from worker.products import sync_one_product
+    from worker.sync.products import sync_one_product
 
     product_id = sandbox.state.catalog.authorized_ids()[0]
     sync_one_product(runtime.sessions, runtime.supplier, product_id)
@@ -108,7 +108,7 @@ def test_price_notices_refresh_the_calendar_coalesced_into_leading_and_trailing_
     )
     celery = start_celery(settings)
     runtime = get_runtime()
-    from worker.products import sync_one_product
+    from worker.sync.products import sync_one_product
 
     product_id = sandbox.state.catalog.authorized_ids()[1]
     sync_one_product(runtime.sessions, runtime.supplier, product_id)
@@ -246,7 +246,7 @@ def test_logs_never_show_personal_data_or_the_sign_key(
     cb_settings: Settings, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Scanned raw (our code must not log them at all) and through the app's masking filter."""
-    from test_callback_processing import FakeCatalog, run
+    from tests.support.callbacks import FakeCatalog, run
 
     caplog.set_level(logging.DEBUG)
     sent = Sent()
@@ -289,7 +289,7 @@ def test_embedded_mode_without_redis_runs_the_whole_loop(
     """SQLite data, kombu's SQLAlchemy broker on a file, the process-local coalescer."""
     from celery.contrib.testing.worker import start_worker
 
-    from callbacks.tasks import celery_for, coalescer_for
+    from callbacks.tasks import celery_for
     from worker.runtime import build_runtime, set_runtime
 
     settings = make_settings(
@@ -298,7 +298,7 @@ def test_embedded_mode_without_redis_runs_the_whole_loop(
     runtime = build_runtime(settings)
     set_runtime(runtime)
     try:
-        assert type(coalescer_for(runtime)).__name__ == "LocalCoalescer"
+        assert type(runtime.coalescer).__name__ == "LocalCoalescer"
         celery = celery_for(settings, queue=celery_queue)
         app = create_app(settings, send=sender_for(celery))
         started = time.monotonic()

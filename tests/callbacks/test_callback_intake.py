@@ -12,7 +12,13 @@ import time
 from typing import Any
 
 import pytest
-from callback_helpers import (
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbacks.intake import SUCCESS
+from models.inbox import InboxMessage, InboxSignature
+from tests.support.callbacks import (
     ID_NUMBER,
     MOBILE,
     PATH,
@@ -26,13 +32,7 @@ from callback_helpers import (
     serving,
     signed,
 )
-from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from callbacks.intake import SUCCESS
-from models.inbox import InboxMessage, InboxSignature
-from worker.signing import sign
+from worker.supplier.signing import sign
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callback_helpers import ID_NUMBER, MOBILE, SAMPLES, SIGN_KEY, Sent, wait_for
 from click.testing import CliRunner
 from flask import Flask
 
-from tests.conftest import make_settings
+from tests.support.callbacks import ID_NUMBER, MOBILE, SAMPLES, SIGN_KEY, Sent, wait_for
+from tests.support.settings import make_settings
 from worker.celery_app import _mask_logger_handlers, create_celery
 from worker.cli import main
 from worker.settings import Settings
@@ -113,7 +113,7 @@ def test_a_real_celery_worker_masks_logged_messages_and_task_tracebacks(
 
 
 def _leaking(*_: Any, **__: Any) -> dict[str, Any]:
-    logging.getLogger("worker.client").warning(
+    logging.getLogger("worker.supplier.client").warning(
         "supplier rejected: Message=%s %s key %s", ID_NUMBER, MOBILE, SIGN_KEY
     )
     return {"products": {}, "prices": {}, "runs": []}
@@ -122,7 +122,7 @@ def _leaking(*_: Any, **__: Any) -> dict[str, Any]:
 def test_catalog_sync_command_masks_its_logs(
     sqlite_url: str, root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("worker.status.collect_status", _leaking)
+    monkeypatch.setattr("worker.sync.status.collect_status", _leaking)
     env = {
         "ZZY_BASE_URL": "http://127.0.0.1:9",
         "ZZY_PARTNER_ID": "9258",
@@ -143,9 +143,8 @@ def test_inbox_command_masks_its_logs(
     root_logger: logging.Logger,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from test_callback_processing import receive
-
     from callbacks import commands
+    from tests.support.callbacks import receive
     from worker.runtime import build_runtime, set_runtime
 
     receive(app, "order_verify_notify", SAMPLES["order_verify_notify"], sent)

@@ -14,19 +14,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from callback_helpers import (
-    ID_NUMBER,
-    MOBILE,
-    PATH,
-    SAMPLES,
-    Sent,
-    Stamps,
-    envelope,
-    serving,
-    signed,
-)
 from click.testing import CliRunner
 from flask import Flask
 from hypothesis import HealthCheck, given
@@ -34,45 +22,39 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from test_callback_processing import FakeCatalog, Publisher, run
 
-from callbacks.coalesce import LocalCoalescer
 from callbacks.intake import SUCCESS
 from callbacks.processing import run_follow_up
 from callbacks.relay import plan_relay
 from models.base import utcnow
-from models.inbox import InboxMessage
 from models.orders import Order, OrderEvent, OrderRefund
+from tests.support.callbacks import (
+    ID_NUMBER,
+    MOBILE,
+    PATH,
+    SAMPLES,
+    FakeCatalog,
+    Publisher,
+    Sent,
+    body_of,
+    cli_env,
+    deliver,
+    envelope,
+    rows,
+    run,
+    serving,
+    signed,
+    stamps,
+)
 from worker.cli import main
+from worker.coalesce import LocalCoalescer
 from worker.runtime import build_runtime, set_runtime
 
 pytestmark = pytest.mark.timeout(180)
 
-_stamps = Stamps()
-
 # Coalescing window of the trailing-refresh tests: long enough that a loaded machine still
 # handles both notices inside it.
 WINDOW_S = 1.0
-
-
-def body_of(payload: Any) -> bytes:
-    """JSON with non-ASCII escaped: a lone surrogate or a NUL travels as ``\\ud800``/``\\u0000``."""
-    return payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-
-
-def deliver(url: str, payload: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(
-        url + PATH,
-        content=body_of(payload),
-        headers=headers or signed(timestamp_ms=next(_stamps)),
-        timeout=10,
-        trust_env=False,
-    )
-
-
-def rows(sessions: sessionmaker[Session]) -> list[InboxMessage]:
-    with sessions() as session:
-        return list(session.scalars(select(InboxMessage).order_by(InboxMessage.id)))
 
 
 TICKET = SAMPLES["order_ticket_notify"]
@@ -136,7 +118,7 @@ LAWFUL = {
 def test_each_body_is_acknowledged_and_stored_once_with_the_right_status(
     app: Flask, sessions: sessionmaker[Session], sent: Sent, name: str, payload: Any
 ) -> None:
-    headers = signed(timestamp_ms=next(_stamps))
+    headers = signed(timestamp_ms=next(stamps))
     with serving(app) as url:
         started = time.monotonic()
         first = deliver(url, payload, headers)
@@ -171,7 +153,7 @@ def test_a_signed_absurd_number_is_stored_invalid_in_milliseconds(
     body = dict(BODIES)["absurd-number"]
     client = app.test_client()
     started = time.perf_counter()
-    reply = client.post(PATH, data=body, headers=signed(timestamp_ms=next(_stamps)))
+    reply = client.post(PATH, data=body, headers=signed(timestamp_ms=next(stamps)))
     elapsed = time.perf_counter() - started
     assert reply.get_json() == SUCCESS
     assert elapsed < 0.25, elapsed
@@ -297,7 +279,7 @@ def test_random_signed_bodies_are_acknowledged_and_stored_once_with_the_right_st
 ) -> None:
     expected, body = case
     before = len(rows(sessions))
-    headers = signed(timestamp_ms=next(_stamps))
+    headers = signed(timestamp_ms=next(stamps))
     with serving(app) as url:
         replies = [deliver(url, body, headers) for _ in range(2)]
     assert [(r.status_code, r.json()) for r in replies] == [(200, SUCCESS)] * 2
@@ -312,17 +294,6 @@ def test_random_signed_bodies_are_acknowledged_and_stored_once_with_the_right_st
 # --- replays, forgeries and plausibility -----------------------------------------------------
 
 
-def cli_env(settings: Any) -> dict[str, str]:
-    """The environment ``catalog-sync status`` reads its settings from."""
-    return {
-        "ZZY_BASE_URL": settings.zzy_base_url,
-        "ZZY_PARTNER_ID": str(settings.zzy_partner_id),
-        "ZZY_SIGN_KEY": settings.zzy_sign_key.get_secret_value(),
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": "",
-    }
-
-
 @pytest.fixture
 def runtime(cb_settings: Any) -> Any:
     built = build_runtime(cb_settings)
@@ -335,7 +306,7 @@ def runtime(cb_settings: Any) -> Any:
 def test_a_reused_signature_on_an_order_notice_is_held_until_an_operator_releases_it(
     app: Flask, sessions: sessionmaker[Session], sent: Sent, runtime: Any
 ) -> None:
-    headers = signed(timestamp_ms=next(_stamps))
+    headers = signed(timestamp_ms=next(stamps))
     genuine = envelope("order_verify_notify", {**VERIFY, "CheckedNumber": 1})
     forged = envelope("order_verify_notify", {**VERIFY, "CheckedNumber": 2})
     with serving(app) as url:
@@ -419,10 +390,10 @@ def test_invalid_rows_are_replayed_after_a_fix(
     runtime: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from worker import payloads
+    from worker.supplier import notices
 
     with monkeypatch.context() as before_the_fix:
-        before_the_fix.delitem(payloads.NOTICE_MODELS, "order_refund_notify")
+        before_the_fix.delitem(notices.NOTICE_MODELS, "order_refund_notify")
         with serving(app) as url:
             deliver(url, envelope("order_refund_notify", REFUND))
             deliver(url, envelope("order_refund_notify", {**REFUND, "OrderId": 7}))
@@ -445,7 +416,7 @@ def test_invalid_rows_are_replayed_after_a_fix(
 def test_invalid_and_held_rows_are_counted_in_status_and_metrics(
     app: Flask, sessions: sessionmaker[Session], runtime: Any, cb_settings: Any
 ) -> None:
-    headers = signed(timestamp_ms=next(_stamps))
+    headers = signed(timestamp_ms=next(stamps))
     with serving(app) as url:
         deliver(url, b"not json at all")
         deliver(url, envelope("order_verify_notify", VERIFY), headers)
@@ -481,7 +452,7 @@ def test_two_identical_forced_refunds_sent_as_two_deliveries_are_two_refund_rows
 ) -> None:
     body = envelope("order_refund_notify", FORCED)
     with serving(app) as url:
-        first = signed(timestamp_ms=next(_stamps))
+        first = signed(timestamp_ms=next(stamps))
         deliver(url, body, first)
         deliver(url, body, first)  # the same delivery again: a duplicate
         deliver(url, body)  # another delivery with the same body: another refund

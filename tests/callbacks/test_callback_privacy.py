@@ -13,14 +13,23 @@ import unicodedata
 from typing import Any
 
 import pytest
-from callback_helpers import ID_NUMBER, MOBILE, SAMPLES, Sent, envelope, serving
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from test_callback_never_lost import cli_env, deliver, rows
-from test_callback_processing import run
 
+from tests.support.callbacks import (
+    ID_NUMBER,
+    MOBILE,
+    SAMPLES,
+    Sent,
+    cli_env,
+    deliver,
+    envelope,
+    rows,
+    run,
+    serving,
+)
 from worker.cli import main
 from worker.logs import mask
 from worker.runtime import build_runtime, set_runtime

@@ -9,97 +9,36 @@ from typing import Any
 
 import pytest
 import redis
-from callback_helpers import (
-    ID_NUMBER,
-    MOBILE,
-    PATH,
-    SAMPLES,
-    Sent,
-    Stamps,
-    encode,
-    envelope,
-    signed,
-)
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callbacks.coalesce import LocalCoalescer, RedisCoalescer
-from callbacks.processing import Catalog, process_message, run_follow_up
+from callbacks.processing import run_follow_up
 from callbacks.relay import plan_relay, replay
 from models.base import utcnow
 from models.inbox import InboxMessage
 from models.orders import Order, OrderRefund
+from tests.support.callbacks import (
+    ID_NUMBER,
+    MOBILE,
+    PATH,
+    SAMPLES,
+    FakeCatalog,
+    Publisher,
+    Sent,
+    Stamps,
+    encode,
+    envelope,
+    receive,
+    run,
+    signed,
+)
+from worker.coalesce import LocalCoalescer, RedisCoalescer
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class FakeCatalog:
-    """Records what the catalog sync was asked to do; can be told to fail."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.calls: list[tuple[str, int, Any]] = []
-        self.fail = fail
-        self._lock = threading.Lock()
-
-    def _record(self, name: str, pid: int, extra: Any = None) -> None:
-        with self._lock:
-            self.calls.append((name, pid, extra))
-        if self.fail:
-            raise RuntimeError(f"supplier down; id card {ID_NUMBER}")
-
-    def port(self) -> Catalog:
-        return Catalog(
-            set_shelf_status=lambda pid, status: self._record("shelf", pid, status),
-            refresh_product=lambda pid: self._record("product", pid),
-            refresh_prices=lambda pid: self._record("prices", pid),
-            queue_product_refresh=lambda pid: self._record("queue-product", pid),
-        )
-
-
 _stamps = Stamps()
-
-
-def receive(app: Flask, service: str, body: dict[str, Any], sent: Sent) -> int:
-    """Deliver a notice signed at a distinct millisecond (a product notice per delivery)."""
-    headers = signed(timestamp_ms=next(_stamps))
-    reply = app.test_client().post(PATH, data=encode(envelope(service, body)), headers=headers)
-    assert reply.status_code == 200, reply.get_json()
-    return int(sent.ids[-1])
-
-
-class Publisher:
-    """A fake broker for trailing refreshes: records (inbox id, delay); can be told to fail."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.published: list[tuple[int, float]] = []
-        self.fail = fail
-
-    def __call__(self, inbox_id: int, delay_s: float) -> None:
-        if self.fail:
-            raise ConnectionError("broker unreachable")
-        self.published.append((inbox_id, delay_s))
-
-
-def run(
-    sessions: sessionmaker[Session],
-    inbox_id: int,
-    catalog: FakeCatalog | None = None,
-    coalescer: Any = None,
-    window_s: float = 0.0,
-    max_attempts: int = 3,
-    publisher: Publisher | None = None,
-) -> Any:
-    return process_message(
-        sessions,
-        inbox_id,
-        catalog=(catalog or FakeCatalog()).port(),
-        coalescer=coalescer or LocalCoalescer(),
-        window_s=window_s,
-        max_attempts=max_attempts,
-        follow_up=publisher or Publisher(),
-        secrets=["zzy-sandbox-signkey"],
-    )
 
 
 def order(sessions: sessionmaker[Session], order_id: int = 4553010) -> Order:
@@ -428,23 +367,22 @@ def test_relay_backs_off_a_row_no_worker_claims_instead_of_requeueing_every_tick
 
 
 def test_relay_backs_off_by_attempts_so_a_five_minute_outage_parks_nothing(
-    app: Flask, sessions: sessionmaker[Session], sent: Sent, monkeypatch: pytest.MonkeyPatch
+    app: Flask, sessions: sessionmaker[Session], sent: Sent
 ) -> None:
     """Beat every minute, the default five attempts, the supplier down for five minutes."""
     inbox_id = receive(app, "order_product_notify", {"ProductId": 9, "Status": 2}, sent)
     start = _row(sessions, inbox_id).updated_at
     clock = [start]
-    monkeypatch.setattr("callbacks.processing.utcnow", lambda: clock[0])
     supplier_back = start + timedelta(minutes=5)
     catalog, down = FakeCatalog(), FakeCatalog(fail=True)
-    assert run(sessions, inbox_id, down, max_attempts=5).state == "retry"  # at intake
+    assert run(sessions, inbox_id, down, max_attempts=5, now=lambda: clock[0]).state == "retry"
     tried_at = [0]
     for minute in range(1, 16):
         clock[0] = start + timedelta(minutes=minute, seconds=1)
         for queued in _relay(sessions, clock[0]):
             tried_at.append(minute)
             current = catalog if clock[0] >= supplier_back else down
-            run(sessions, queued, current, max_attempts=5)
+            run(sessions, queued, current, max_attempts=5, now=lambda: clock[0])
     row = _row(sessions, inbox_id)
     assert row.status == "done", (row.status, tried_at)
     assert tried_at == [0, 2, 6] and row.attempts == 3

@@ -13,10 +13,15 @@ import httpx
 import pytest
 
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
-from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
-from worker.client import CREATE_PATH, PAY_PATH, PRICES_PATH, PRODUCTS_PATH, SupplierClient
-from worker.errors import SupplierOutcomeUnknown, SupplierRejected, SupplierUnavailable
-from worker.payloads import (
+from tests.support.settings import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
+from worker.supplier.client import CREATE_PATH, PAY_PATH, PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.supplier.errors import (
+    SupplierBadPayload,
+    SupplierOutcomeUnknown,
+    SupplierRejected,
+    SupplierUnavailable,
+)
+from worker.supplier.payloads import (
     CreateOrderRequest,
     Passenger,
     PayOrderRequest,
@@ -382,6 +387,6 @@ def test_paging_never_loops_forever_on_a_supplier_that_never_ends() -> None:
 
     http = httpx.Client(base_url="http://supplier.test", transport=httpx.MockTransport(endless))
     with SupplierClient(http, partner_id=1, sign_key="k", page_size=1) as supplier:
-        with pytest.raises(SupplierRejected, match="did not end"):
+        with pytest.raises(SupplierBadPayload, match="did not end"):
             list(supplier.iter_product_pages())
     assert served < 100

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from worker.client import SupplierClient
-from worker.errors import SupplierInconsistent, SupplierOutcomeUnknown, SupplierUnavailable
-from worker.payloads import CreateOrderRequest, Person
+from worker.supplier.client import SupplierClient
+from worker.supplier.errors import SupplierInconsistent, SupplierOutcomeUnknown, SupplierUnavailable
+from worker.supplier.payloads import CreateOrderRequest, Person
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -109,3 +109,14 @@ def test_retries_stop_at_the_time_budget() -> None:
     # No attempt starts after the budget, so the whole call ends within it plus one request.
     assert time.monotonic() - started < 0.3 + 0.05 + 0.5
     assert 1 < calls < 100
+
+
+def test_an_unknown_outcome_is_never_caught_as_retriable() -> None:
+    """Tasks retry ``SupplierUnavailable``: a write that may have been applied must not match."""
+    from worker.supplier.errors import SupplierBadPayload, SupplierError, SupplierRejected
+    from worker.tasks import RETRY
+
+    assert not issubclass(SupplierOutcomeUnknown, SupplierUnavailable)
+    assert not issubclass(SupplierOutcomeUnknown, RETRY["autoretry_for"])
+    assert issubclass(SupplierOutcomeUnknown, SupplierError)
+    assert not issubclass(SupplierBadPayload, SupplierRejected)

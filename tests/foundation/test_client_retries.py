@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
-from worker.errors import SupplierBusy, SupplierRejected, SupplierUnavailable
-from worker.payloads import CreateOrderRequest, Person
 from worker.settings import ConfigError, load_settings
-from worker.transient import TransientRule, parse_codes
+from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.supplier.errors import SupplierBusy, SupplierRejected, SupplierUnavailable
+from worker.supplier.payloads import CreateOrderRequest, Person
+from worker.supplier.transient import TransientRule, parse_codes
 
 TODAY = datetime.date(2026, 7, 1)
 PAGE = {"Products": [{"ProductId": 1, "Version": 0, "ProductName": "x", "ProductStatus": 1}]}
@@ -214,7 +214,7 @@ def test_retries_are_logged_at_debug_with_attempt_numbers(
     caplog: pytest.LogCaptureFixture, page_total: dict[str, object]
 ) -> None:
     script = Script(refusal(500, "系统繁忙"), httpx.Response(500), ok(page_total))
-    with caplog.at_level(logging.DEBUG, logger="worker.client"), script.client() as client:
+    with caplog.at_level(logging.DEBUG, logger="worker.supplier.client"), script.client() as client:
         client.list_products()
     retries = [r for r in caplog.records if "retrying" in r.getMessage()]
     assert [r.levelno for r in retries] == [logging.DEBUG, logging.DEBUG]
@@ -237,7 +237,10 @@ def test_negative_stock_is_read_as_zero_and_logged_once_as_drift(
         "PriceType": 3,
     }
     script = Script(ok({"DailyPriceStock": [rule, rule], "ProductSeats": None}))
-    with caplog.at_level(logging.WARNING, logger="worker.client"), script.client() as client:
+    with (
+        caplog.at_level(logging.WARNING, logger="worker.supplier.client"),
+        script.client() as client,
+    ):
         calendar = client.get_price_calendar(7, TODAY, TODAY)
     assert [(r.daily_stock, r.booking_day) for r in calendar.daily_price_stock] == [(0, 0)] * 2
     drift = [r.getMessage() for r in caplog.records if "drift" in r.getMessage()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from worker.celery_app import create_celery
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.signing import auth_headers, sign, verify_request
+from worker.supplier.signing import auth_headers, sign, verify_request
 
 KEY = "zzy-sandbox-signkey"
 NOW_MS = 1_700_000_000_000

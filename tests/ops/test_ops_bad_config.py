@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import BIN, clean_env, free_port
+from tests.support.ops import BIN, clean_env, free_port
 
 CLI = str(BIN / "catalog-sync")
 GOOD = {

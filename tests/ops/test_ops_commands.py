@@ -15,10 +15,9 @@ from click.testing import CliRunner
 from models.base import utcnow
 from models.catalog import Product, SyncRun
 from models.db import make_engine, make_session_factory
+from tests.support.ops import BIN, answers, clean_env, free_port, wait_until
 from worker.cli import main
 from worker.settings import ConfigError, Settings, load_settings
-
-from .helpers import BIN, answers, clean_env, free_port, wait_until
 
 SUPPLIER = {
     "ZZY_BASE_URL": "http://127.0.0.1:9",
@@ -74,7 +73,7 @@ def _record(sqlite_url: str, outcome: str, prices_age: timedelta) -> None:
     now = utcnow()
     with sessions.begin() as session:
         session.add(SyncRun(kind="products", started_at=now, finished_at=now, outcome=outcome))
-        from api import builders as b
+        from tests.support import builders as b
 
         b.product(session, 1, prices_refreshed_at=now - prices_age)
     with sessions() as session:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from werkzeug.serving import make_server
 
 from callbacks.app import create_app
-from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
+from tests.support.settings import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
 from worker.cli import main
 
 TOKEN = "a-long-random-token-for-the-read-api"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .helpers import BIN, answers, clean_env, free_port, wait_until
+from tests.support.ops import BIN, answers, clean_env, free_port, wait_until
 
 API = "catalog_api.app:create_app()"
 

@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from models.db import current_revisions, head_revisions, make_engine
-from tests.conftest import PG_ADMIN_URL, service_missing
-
-from .helpers import BIN, clean_env
+from tests.support.ops import BIN, clean_env
+from tests.support.settings import PG_ADMIN_URL, service_missing
 
 STARTERS = 6
 

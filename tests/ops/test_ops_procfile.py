@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import BIN, ROOT, answers, clean_env, free_port, wait_until
+from tests.support.ops import BIN, ROOT, answers, clean_env, free_port, wait_until
 
 HEALTHY_WITHIN_S = 20.0
 

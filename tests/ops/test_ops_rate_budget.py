@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
+from tests.support.ops import BIN, clean_env, wait_until
+from tests.support.settings import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
 from worker.celery_app import create_celery
-
-from .helpers import BIN, clean_env, wait_until
 
 RATE = 8.0
 

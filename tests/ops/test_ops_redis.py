@@ -8,9 +8,8 @@ from pathlib import Path
 
 import redis
 
+from tests.support.ops import BIN, clean_env, wait_until
 from worker.locks import BEAT_LOCK_KEY
-
-from .helpers import BIN, clean_env, wait_until
 
 
 def beat(env: dict[str, str], tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -53,7 +52,7 @@ def test_a_second_beat_stands_by_until_the_first_stops(
 def test_every_redis_client_has_socket_and_connect_timeouts(
     redis_url: str, sqlite_url: str
 ) -> None:
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
     from worker.celery_app import create_celery
     from worker.runtime import build_runtime
     from worker.startup import redis_client

@@ -3,23 +3,18 @@ Celery worker on Redis, with one product shaped by each test and synced into the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "callbacks"))
-
-from callback_helpers import PATH, serving
-
 from callbacks.app import create_app
 from callbacks.tasks import sender_for
 from tests.callbacks import conftest as callback_fixtures
-from tests.conftest import make_settings
+from tests.support.callbacks import PATH, serving
+from tests.support.settings import make_settings
 from worker.runtime import Runtime, get_runtime
 
 # The callback tests' fixtures: a unique Celery queue and a real worker on it.
@@ -75,8 +70,8 @@ class Stack:
         self, *, sessions: bool = False, stock: int = 100, booking_day: int = 0, **changes: Any
     ) -> int:
         """An authorized product shaped by ``changes``, synced with its prices into our catalog."""
-        from worker.prices import refresh_prices
-        from worker.products import sync_one_product
+        from worker.sync.prices import refresh_prices
+        from worker.sync.products import sync_one_product
 
         catalog = self.sandbox.state.catalog
         product_id = next(

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from callback_helpers import wait_for
 from click.testing import CliRunner
 from pydantic import SecretStr
 
 from models.orders import Order, OrderEvent, OrderHistory
 from tests.orders.conftest import UNIT_PRICE, Stack
+from tests.support.callbacks import wait_for
 from worker.orders import service
 from worker.orders.checks import Holder, OrderRequest
 
@@ -192,7 +192,7 @@ def test_every_precheck_refusal_names_its_rule_and_never_reaches_the_supplier(
     gone = stack.product()
     timed = stack.product(sessions=True)
     stack.sandbox.state.catalog.deauthorize(gone)
-    from worker.products import sync_one_product
+    from worker.sync.products import sync_one_product
 
     sync_one_product(stack.runtime.sessions, stack.runtime.supplier, gone)
     child = Holder(name="小明", mobile="13900003333", id_number=ID_CHILD)
@@ -419,7 +419,7 @@ def test_personal_data_masked_in_ledger_api_cli_and_logs(
 
 
 def test_unit_price_is_a_json_number_with_its_exact_text() -> None:
-    from worker.payloads import PayOrderRequest, wire_json
+    from worker.supplier.payloads import PayOrderRequest, wire_json
 
     body = PayOrderRequest(order_id=7, unit_price=Decimal("88.50"), ticket_count=2).to_wire()
     text = wire_json({"PartnerId": 1, **body}).decode()

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
-
-from .helpers import TODAY, Supplier
+from tests.support.sandbox import TODAY, Supplier
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from supplier_sandbox.admin import is_loopback
 from supplier_sandbox.app import create_app
 from supplier_sandbox.server import RunningSandbox, SandboxConfig
 from supplier_sandbox.state import SandboxState
-
-from .helpers import TODAY, Supplier
+from tests.support.sandbox import TODAY, Supplier
 
 PRODUCTS = "/product/getProductByDistributor"
 PRICES = "/product/getProductPriceByDistributor"

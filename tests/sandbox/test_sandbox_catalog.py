@@ -8,8 +8,7 @@ from collections import Counter
 
 from supplier_sandbox.catalog import generate_catalog
 from supplier_sandbox.pricing import OPEN_ENDED, RANGE, SPECIFIC_DATE
-
-from .helpers import TODAY
+from tests.support.sandbox import TODAY
 
 PRODUCT_FIELDS = {
     "ProductId", "Version", "ProductCode", "IsTicket", "TicketGetAddress", "ProductName",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 
 from supplier_sandbox.server import RunningSandbox
-
-from .helpers import Supplier
+from tests.support.sandbox import Supplier
 
 PRODUCTS = "/product/getProductByDistributor"
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
-
-from .helpers import TODAY, Supplier, make_bookable
+from tests.support.sandbox import TODAY, Supplier, make_bookable
 
 PRODUCTS = "/product/getProductByDistributor"
 PAGE = {"pageIndex": 1, "pageSize": 5}

@@ -8,8 +8,7 @@ from decimal import Decimal
 from supplier_sandbox.oracle import resolve_calendar, resolve_payload_calendar
 from supplier_sandbox.pricing import OPEN_ENDED, RANGE, SPECIFIC_DATE, PriceRule
 from supplier_sandbox.server import RunningSandbox
-
-from .helpers import TODAY, Supplier
+from tests.support.sandbox import TODAY, Supplier
 
 D = datetime.date
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from supplier_sandbox.server import RunningSandbox
-from worker.signing import verify_request
+from tests.support.sandbox import PARTNER_ID, SIGN_KEY, TODAY, Supplier, make_bookable, now_ms
+from worker.supplier.signing import verify_request
 
 from .conftest import Receiver
-from .helpers import PARTNER_ID, SIGN_KEY, TODAY, Supplier, make_bookable, now_ms
 
 VISIT = TODAY + datetime.timedelta(days=3)
 CONTACT = {"Name": "张三", "Mobile": "13800000000", "IdCard": "330101199001011234"}

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
-
-from .helpers import TODAY, Supplier
+from tests.support.sandbox import TODAY, Supplier
 
 PRODUCTS = "/product/getProductByDistributor"
 PRICES = "/product/getProductPriceByDistributor"

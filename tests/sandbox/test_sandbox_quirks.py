@@ -11,8 +11,7 @@ import pytest
 
 from supplier_sandbox.quirks import QUIRKS, parse_quirks
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
-
-from .helpers import TODAY, Supplier
+from tests.support.sandbox import TODAY, Supplier
 
 PRICES = "/product/getProductPriceByDistributor"
 PRODUCTS = "/product/getProductByDistributor"

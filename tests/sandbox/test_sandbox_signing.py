@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import Supplier, now_ms
+from tests.support.sandbox import Supplier, now_ms
 
 PATH = "/product/getProductByDistributor"
 PAGE = {"pageIndex": 1, "pageSize": 5}

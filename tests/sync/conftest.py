@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from worker.client import SupplierClient
-
-from .helpers import make_client
+from tests.support.sync import make_client
+from worker.supplier.client import SupplierClient
 
 
 @pytest.fixture

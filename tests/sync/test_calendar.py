@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from supplier_sandbox.oracle import resolve_payload_calendar
-from worker.calendar import resolve_calendar
-from worker.payloads import PriceRule
+from worker.supplier.payloads import PriceRule
+from worker.sync.calendar import resolve_calendar
 
 D = date(2026, 7, 1)
 

@@ -20,12 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.catalog import Change
 from models.catalog import Product as ProductRow
 from models.db import make_engine, make_session_factory
-from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
+from tests.support.settings import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, make_settings
+from tests.support.sync import make_client
 from worker.celery_app import create_celery
-from worker.products import sync_products
+from worker.sync.products import sync_products
 from worker.tasks import queue_price_refresh, queue_product_refresh
-
-from .helpers import make_client
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 ROOT = Path(__file__).resolve().parents[2]

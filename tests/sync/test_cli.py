@@ -7,22 +7,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from tests.conftest import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
+from tests.support.sync import env_for
 from worker.cli import main
-from worker.client import PRICES_PATH, PRODUCTS_PATH
-
-
-def env_for(sandbox: Any, database_url: str) -> dict[str, str]:
-    return {
-        "ZZY_BASE_URL": sandbox.url,
-        "ZZY_PARTNER_ID": str(SANDBOX_PARTNER_ID),
-        "ZZY_SIGN_KEY": SANDBOX_SIGN_KEY,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": "",
-        "SUPPLIER_RATE_LIMIT": "1000",
-        "SUPPLIER_BURST": "100",
-        "READ_RETRIES": "1",
-    }
+from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH
 
 
 def test_sync_then_status_json(sandbox: Any, sqlite_url: str) -> None:

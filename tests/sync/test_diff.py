@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.catalog import ChangeKind
-from worker.diff import (
+from worker.sync.plan import (
     LocalProduct,
     PageShape,
     RemoteProduct,

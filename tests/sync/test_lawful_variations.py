@@ -23,8 +23,8 @@ from supplier_sandbox.oracle import resolve_calendar as oracle_calendar
 from supplier_sandbox.pricing import PriceRule as TruthRule
 from supplier_sandbox.quirks import SHAPE_QUIRKS, dotnet_date, price_data
 from supplier_sandbox.seats import Seat as TruthSeat
-from worker.calendar import resolve_calendar
-from worker.payloads import PriceCalendar, Product
+from worker.supplier.payloads import PriceCalendar, Product
+from worker.sync.calendar import resolve_calendar
 
 START = datetime.date(2026, 7, 1)
 WINDOW = 40

@@ -12,13 +12,12 @@ import redis
 from sqlalchemy import func, select
 
 from models.catalog import SyncRun
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
+from tests.support.sync import make_client
 from worker.celery_app import create_celery
 from worker.locks import FileLock, RedisLock
-from worker.ratelimit import RedisRateLimiter
 from worker.runtime import build_runtime, set_runtime
-
-from .helpers import make_client
+from worker.supplier.ratelimit import RedisRateLimiter
 
 
 def test_two_concurrent_product_passes_cannot_both_run(

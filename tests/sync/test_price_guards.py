@@ -21,32 +21,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.base import utcnow
 from models.catalog import DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
-from worker.client import PRICES_PATH, SupplierClient
-from worker.clock import clock_for
-from worker.errors import SupplierBadPayload, SupplierBusy
-from worker.payloads import PriceCalendar, PriceRule, Product
-from worker.prices import (
-    PriceKeys,
-    drop_expired_days,
-    due_for_refresh,
-    only_window_moved,
-    price_content,
-    price_window,
-    refresh_many,
-    refresh_prices,
-    store_prices,
-)
-from worker.products import sync_products
-
-from .helpers import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY, WriteProbe
-from .test_sync_sandbox import (
+from tests.support.sync import (
+    SANDBOX_PARTNER_ID,
+    SANDBOX_SIGN_KEY,
     WINDOW,
+    WriteProbe,
     assert_matches_truth,
     changes_after,
     full_sync,
     last_seq,
     stored,
 )
+from worker.clock import clock_for
+from worker.supplier.client import PRICES_PATH, SupplierClient
+from worker.supplier.errors import SupplierBadPayload, SupplierBusy
+from worker.supplier.payloads import PriceCalendar, PriceRule, Product
+from worker.sync.price_plan import PriceKeys, only_window_moved, price_content, price_window
+from worker.sync.prices import refresh_many, refresh_prices, store_prices
+from worker.sync.products import sync_products
+from worker.sync.rolling import drop_expired_days, due_for_refresh
 
 D = date(2026, 7, 1)
 
@@ -330,7 +323,7 @@ def test_a_failed_single_refresh_is_recorded_as_an_attempt(
     sync_products(session_factory, supplier)
     pid = sandbox.state.catalog.authorized_ids()[0]
     faulty_prices(sandbox, pid)
-    started = clock_for(session_factory).now()  # the clock the stamps come from, not this host's
+    started = clock_for(session_factory).now()  # the clock the refresh stamps with
 
     with pytest.raises(SupplierBusy):  # the fault's busy answer, still busy after the retries
         refresh_prices(session_factory, supplier, pid, today=sandbox.state.today)
@@ -421,8 +414,8 @@ def test_only_window_moved_compares_the_days_both_windows_share() -> None:
 def test_invalid_entry_whose_id_no_key_can_hold_is_not_quarantined(
     session_factory: sessionmaker[Session],
 ) -> None:
-    from worker.payloads import InvalidProduct
-    from worker.products import apply_products
+    from worker.supplier.payloads import InvalidProduct
+    from worker.sync.product_rows import apply_products
 
     huge = InvalidProduct(product_id=2**63, raw={"ProductId": 2**63}, error="ProductId: too big")
     assert apply_products(session_factory, [], [huge]) == {}

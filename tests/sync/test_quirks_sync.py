@@ -18,15 +18,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.catalog import Change
 from supplier_sandbox.quirks import QUIRKS
 from supplier_sandbox.server import SandboxConfig, start_sandbox
+from tests.support.sync import (
+    WINDOW,
+    assert_matches_truth,
+    changes_after,
+    env_for,
+    last_seq,
+    make_client,
+    stored,
+)
 from worker.cli import main
 from worker.clock import clock_for
-from worker.payloads import Product
-from worker.prices import refresh_many
-from worker.products import apply_products, set_shelf_status, sync_one_product, sync_products
-
-from .helpers import make_client
-from .test_cli import env_for
-from .test_sync_sandbox import WINDOW, assert_matches_truth, changes_after, last_seq, stored
+from worker.supplier.payloads import Product
+from worker.sync.prices import refresh_many
+from worker.sync.product_rows import apply_products
+from worker.sync.products import set_shelf_status, sync_one_product, sync_products
 
 PRODUCTS = 60
 

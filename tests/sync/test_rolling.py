@@ -11,13 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
 from models.catalog import Product as ProductRow
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from worker.celery_app import QUEUE, ROLLING_PRIORITY, create_celery
-from worker.client import SupplierClient
-from worker.coalesce import MemoryCoalescer, RedisCoalescer, coalesce
-from worker.prices import due_for_refresh, refresh_many, rolling_batch_size
-from worker.products import sync_products
+from worker.coalesce import LocalCoalescer, RedisCoalescer, coalesce
 from worker.runtime import build_runtime, set_runtime
+from worker.supplier.client import SupplierClient
+from worker.sync.prices import refresh_many
+from worker.sync.products import sync_products
+from worker.sync.rolling import due_for_refresh, rolling_batch_size
 
 
 def test_batch_spreads_the_catalog_over_the_max_age() -> None:
@@ -58,7 +59,7 @@ def test_least_recently_attempted_come_first_never_attempted_before_all(
 
 def test_memory_coalescer_lets_one_through_per_window() -> None:
     clock = [0.0]
-    coalescer = MemoryCoalescer(clock=lambda: clock[0])
+    coalescer = LocalCoalescer(clock=lambda: clock[0])
     assert coalesce(coalescer, "k", [1, 2, 1], 10) == [1, 2]
     assert coalesce(coalescer, "k", [1, 3], 10) == [3]
     clock[0] = 11

@@ -11,113 +11,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.catalog import Change, ChangeKind, DailyPrice, QuarantinedProduct
 from models.catalog import Product as ProductRow
-from models.catalog import Session as SessionRow
 from supplier_sandbox.server import SandboxConfig
-from worker.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from tests.support.sync import (
+    WINDOW,
+    WriteProbe,
+    assert_matches_truth,
+    changes_after,
+    full_sync,
+    last_seq,
+    make_client,
+    stored,
+)
 from worker.clock import clock_for
-from worker.payloads import Product
-from worker.prices import price_window, refresh_many, refresh_prices
-from worker.products import PassResult, apply_products, product_row, sync_one_product, sync_products
-from worker.store import upsert_products
-
-from .helpers import WriteProbe, make_client
-
-WINDOW = 60
-
-
-def full_sync(
-    sessions: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
-) -> PassResult:
-    result = sync_products(sessions, supplier)
-    assert result.outcome == "ok", result.error
-    refresh_many(
-        sessions, supplier, result.price_due, today=sandbox.state.today, window_days=WINDOW
-    )
-    return result
-
-
-def changes_after(sessions: sessionmaker[Session], seq: int) -> list[tuple[int, str]]:
-    with sessions() as session:
-        rows = session.execute(
-            select(Change.product_id, Change.kind).where(Change.seq > seq).order_by(Change.seq)
-        )
-        return [(pid, kind) for pid, kind in rows]
-
-
-def last_seq(sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
-        return session.scalar(select(func.max(Change.seq))) or 0
-
-
-def stored(sessions: sessionmaker[Session], product_id: int) -> ProductRow:
-    with sessions() as session:
-        row = session.get(ProductRow, product_id)
-        assert row is not None
-        return row
-
-
-def assert_matches_truth(
-    sessions: sessionmaker[Session], sandbox: Any, *, raw_as_truth: bool = True
-) -> None:
-    """Every authorized product, calendar day and session equals the sandbox's own truth
-    (``raw_as_truth`` False: the raw payload is as served, in whatever shape the quirks gave)."""
-    catalog = sandbox.state.catalog
-    start, end = price_window(sandbox.state.today, WINDOW)
-    with sessions() as session:
-        rows = {
-            r.product_id: r
-            for r in session.scalars(select(ProductRow).where(ProductRow.is_authorized))
-        }
-        truth = catalog.true_products()
-        assert sorted(rows) == [p["ProductId"] for p in truth]
-        for payload in truth:
-            expected = product_row(
-                Product.model_validate(payload), payload, rows[payload["ProductId"]].updated_at
-            )
-            row = rows[payload["ProductId"]]
-            for column, value in expected.items():
-                if column not in {
-                    "raw",
-                    "first_seen_at",
-                    "last_seen_at",
-                    "updated_at",
-                    "fetched_at",
-                }:
-                    assert getattr(row, column) == value, (payload["ProductId"], column)
-            if raw_as_truth:
-                assert row.raw == payload
-            days = session.execute(
-                select(
-                    DailyPrice.day,
-                    DailyPrice.price,
-                    DailyPrice.sale_price,
-                    DailyPrice.market_price,
-                    DailyPrice.stock,
-                    DailyPrice.booking_days,
-                )
-                .where(DailyPrice.product_id == row.product_id)
-                .order_by(DailyPrice.day)
-            ).all()
-            oracle = catalog.calendar(row.product_id, start, end)
-            assert [tuple(d) for d in days] == [
-                (o.date, o.price, o.sale_price, o.market_price, o.stock, o.booking_days)
-                for o in oracle
-            ], row.product_id
-            seats = session.execute(
-                select(
-                    SessionRow.day,
-                    SessionRow.start_time,
-                    SessionRow.end_time,
-                    SessionRow.seats_code,
-                    SessionRow.seats_num,
-                )
-                .where(SessionRow.product_id == row.product_id)
-                .order_by(SessionRow.day, SessionRow.start_time)
-            ).all()
-            assert [tuple(s) for s in seats] == [
-                (s.day, s.start, s.end, s.code, s.capacity)
-                for s in catalog.seats(row.product_id, start, end)
-            ], row.product_id
+from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.supplier.payloads import Product
+from worker.sync.prices import refresh_prices
+from worker.sync.product_rows import apply_products, product_row
+from worker.sync.products import sync_one_product, sync_products
+from worker.sync.upsert import upsert_products
 
 
 def test_full_sync_equals_sandbox_truth(
@@ -369,7 +280,7 @@ def test_sync_one_product_follows_the_supplier(
 def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
-    from worker.products import set_shelf_status
+    from worker.sync.products import set_shelf_status
 
     sync_products(session_factory, supplier)
     pid = next(
@@ -389,7 +300,7 @@ def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
 def test_days_leaving_the_window_are_dropped(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:
-    from worker.prices import drop_expired_days
+    from worker.sync.rolling import drop_expired_days
 
     full_sync(session_factory, supplier, sandbox)
     today = sandbox.state.today

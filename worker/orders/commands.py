@@ -32,11 +32,10 @@ def _holder(text: str, *, need_id: bool) -> Holder:
 
 
 def _runtime() -> Any:
-    from worker.commands import _settings
+    from worker.cli import command_settings
     from worker.runtime import build_runtime
 
-    settings = _settings()
-    return build_runtime(settings)
+    return build_runtime(command_settings())
 
 
 def _emit(outcome: Any, as_json: bool) -> None:

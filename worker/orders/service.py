@@ -33,16 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.booking import parse_booking_time
 from catalog_api.queries import booking_terms
-from models.catalog import DailyPrice, Product
-from models.catalog import Session as TimedSession
+from models.catalog import DailyPrice, Product, TimedSession
 from models.orders import Order, OrderHistory, OrderRefund, OrderRefundBatch
-from worker.errors import (
-    SupplierBadPayload,
-    SupplierError,
-    SupplierOutcomeUnknown,
-    SupplierRejected,
-    SupplierUnavailable,
-)
 from worker.logs import mask, mask_id_card, mask_mobile
 from worker.orders import lifecycle as lc
 from worker.orders.checks import (
@@ -57,7 +49,14 @@ from worker.orders.checks import (
     holder_keys,
     needs_visitor_ids,
 )
-from worker.payloads import (
+from worker.supplier.errors import (
+    SupplierBadPayload,
+    SupplierError,
+    SupplierOutcomeUnknown,
+    SupplierRejected,
+    SupplierUnavailable,
+)
+from worker.supplier.payloads import (
     CreateOrderRequest,
     CreateOrderResult,
     Passenger,
@@ -79,7 +78,7 @@ IN_FLIGHT_GRACE = timedelta(minutes=5)
 
 
 class OrderSupplier(Protocol):
-    """The six order endpoints of the supplier (``worker.client.SupplierClient``)."""
+    """The six order endpoints of the supplier (``worker.supplier.client.SupplierClient``)."""
 
     def verify_order(self, request: VerifyOrderRequest) -> None: ...
     def create_order(self, request: CreateOrderRequest) -> CreateOrderResult: ...

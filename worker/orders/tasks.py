@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from worker.orders.service import reconcile_unknown
 from worker.runtime import get_runtime
+from worker.settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Orders whose Create or Pay answer was lost: PersonQrCodes, with back-off per order."""
+    return {
+        "reconcile-orders": {
+            "task": "worker.orders.tasks.reconcile_orders",
+            "schedule": settings.order_reconcile_interval_s,
+        }
+    }
 
 
 def _reconcile_orders() -> dict[str, int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from worker.payloads import PriceRule
+from worker.supplier.payloads import PriceRule
 
 RANGE = 1
 SPECIFIC_DATE = 2

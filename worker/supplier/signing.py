@@ -12,6 +12,9 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+
+from worker.supplier.contract import casefold_get
 
 AUTH_PUB = "ZZY-OPENAPI"
 DEFAULT_TOLERANCE_MS = 300_000
@@ -44,31 +47,41 @@ def auth_headers(
     }
 
 
+class RejectCode(StrEnum):
+    """Why a signed request was refused; callers pick replies by the code, never by the words."""
+
+    MISSING_HEADERS = "missing PartnerId, Timestamp or Authorization header"
+    HEADER_TOO_LONG = "signature header too long"
+    WRONG_PARTNER = "PartnerId header does not match our partner id"
+    BODY_PARTNER_MISMATCH = "OrderNotifyHeader.PartnerId does not match the PartnerId header"
+    BAD_TIMESTAMP = "Timestamp header is not milliseconds since the epoch"
+    STALE_TIMESTAMP = "Timestamp outside the accepted window"
+    NOT_BEARER = "Authorization is not a Bearer token"
+    WRONG_TOKEN = "Authorization token is not ZZY-OPENAPI for this partner"
+    NOT_BASE64 = "signature is not base64"
+    BAD_SIGNATURE = "signature does not match"
+    MALFORMED = "malformed signature headers"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of checking a signed request: ``ok``, or the reason it failed."""
 
     ok: bool
-    reason: str = ""
+    code: RejectCode | None = None
     signature: bytes = b""  # the decoded signature when well formed (replay-cache key)
+
+    @property
+    def reason(self) -> str:
+        """The refusal in words (for logs and replies); empty when ``ok``."""
+        return "" if self.code is None else self.code.value
 
     def __bool__(self) -> bool:
         return self.ok
 
 
-def _reject(reason: str) -> Verdict:
-    return Verdict(ok=False, reason=reason)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        for key, candidate in headers.items():
-            if key.lower() == lowered:
-                value = candidate
-                break
-    return value
+def _reject(code: RejectCode) -> Verdict:
+    return Verdict(ok=False, code=code)
 
 
 def _is_digits(text: str) -> bool:
@@ -95,7 +108,7 @@ def verify_request(
             headers, partner_id, sign_key, api_path, now_ms, tolerance_ms, body_partner_id
         )
     except Exception:  # pragma: no cover - defence in depth: a verifier must answer, not crash
-        return _reject("malformed signature headers")
+        return _reject(RejectCode.MALFORMED)
 
 
 def _verify(
@@ -107,41 +120,41 @@ def _verify(
     tolerance_ms: int,
     body_partner_id: object,
 ) -> Verdict:
-    raw_partner = _header(headers, "PartnerId")
-    raw_timestamp = _header(headers, "Timestamp")
-    raw_auth = _header(headers, "Authorization")
+    raw_partner = casefold_get(headers, "PartnerId")
+    raw_timestamp = casefold_get(headers, "Timestamp")
+    raw_auth = casefold_get(headers, "Authorization")
     if raw_partner is None or raw_timestamp is None or raw_auth is None:
-        return _reject("missing PartnerId, Timestamp or Authorization header")
+        return _reject(RejectCode.MISSING_HEADERS)
     if max(len(raw_partner), len(raw_timestamp), len(raw_auth)) > _MAX_HEADER_LEN:
-        return _reject("signature header too long")
+        return _reject(RejectCode.HEADER_TOO_LONG)
     raw_partner, raw_timestamp, raw_auth = (
         raw_partner.strip(),
         raw_timestamp.strip(),
         raw_auth.strip(),
     )
     if not _is_digits(raw_partner) or int(raw_partner) != partner_id:
-        return _reject("PartnerId header does not match our partner id")
+        return _reject(RejectCode.WRONG_PARTNER)
     if body_partner_id is not None and str(body_partner_id).strip() != str(partner_id):
-        return _reject("OrderNotifyHeader.PartnerId does not match the PartnerId header")
+        return _reject(RejectCode.BODY_PARTNER_MISMATCH)
     if not _is_digits(raw_timestamp) or len(raw_timestamp) > 16:
-        return _reject("Timestamp header is not milliseconds since the epoch")
+        return _reject(RejectCode.BAD_TIMESTAMP)
     if abs(now_ms - int(raw_timestamp)) > tolerance_ms:
-        return _reject("Timestamp outside the accepted window")
+        return _reject(RejectCode.STALE_TIMESTAMP)
 
     scheme, _, token = raw_auth.partition(" ")
     if scheme.lower() != "bearer":
-        return _reject("Authorization is not a Bearer token")
+        return _reject(RejectCode.NOT_BEARER)
     pub, _, rest = token.strip().partition(":")
     token_partner, _, provided = rest.partition(":")
     if pub != AUTH_PUB or token_partner != raw_partner:
-        return _reject("Authorization token is not ZZY-OPENAPI for this partner")
+        return _reject(RejectCode.WRONG_TOKEN)
     if not provided.isascii():
-        return _reject("signature is not base64")
+        return _reject(RejectCode.NOT_BASE64)
     try:
         provided_bytes = base64.b64decode(provided, validate=True)
     except (binascii.Error, ValueError):
-        return _reject("signature is not base64")
+        return _reject(RejectCode.NOT_BASE64)
     expected = signature_bytes(raw_partner, raw_timestamp, api_path, sign_key)
     if not hmac.compare_digest(expected, provided_bytes):
-        return _reject("signature does not match")
+        return _reject(RejectCode.BAD_SIGNATURE)
     return Verdict(ok=True, signature=provided_bytes)

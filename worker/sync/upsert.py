@@ -1,4 +1,4 @@
-"""The dialect upsert of product rows, in one function (PostgreSQL and SQLite agree on the syntax)."""
+"""The upsert of product rows: a row never replaces one fetched later than its own."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Insert, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.catalog import Product
+from models.dialect import insert_for
 
 # Never rewritten by an upsert: the first sighting stays the first.
 _KEEP_ON_CONFLICT = frozenset({"product_id", "first_seen_at"})
@@ -25,14 +25,7 @@ def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int
     """
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    insert: Any
-    if dialect == "postgresql":
-        insert = postgresql.insert(Product)
-    elif dialect == "sqlite":
-        insert = sqlite.insert(Product)
-    else:  # pragma: no cover - only the two supported databases
-        raise NotImplementedError(f"no upsert for {dialect}")
+    insert = insert_for(session, Product)
     columns = [name for name in rows[0] if name not in _KEEP_ON_CONFLICT]
     statement: Insert = insert.values(list(rows)).on_conflict_do_update(
         index_elements=[Product.product_id],

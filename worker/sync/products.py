@@ -1,4 +1,4 @@
-"""The product pass and single-product refreshes: gather, plan (``worker.diff``), apply.
+"""The product pass and single-product refreshes: gather, plan (``worker.sync.plan``), apply.
 
 Writes are per page, each in its own transaction, so a pass that dies midway keeps what it
 stored and deauthorizes nothing: deauthorization happens only after a complete pass, product
@@ -13,44 +13,51 @@ A busy page is retried by the client; a pass fails only when a page still fails 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeGuard
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.catalog import Change, ChangeKind, QuarantinedProduct, SyncRun
+from models.catalog import Change, ChangeKind, SyncRun
 from models.catalog import Product as ProductRow
-from worker.client import SupplierClient
 from worker.clock import clock_for
-from worker.diff import (
+from worker.supplier.contract import casefold_key
+from worker.supplier.errors import SupplierBadPayload, SupplierError
+from worker.supplier.payloads import ProductPage
+from worker.supplier.port import Supplier
+from worker.sync.plan import (
     PRICE_DUE_KINDS,
-    LocalProduct,
     PageShape,
-    RemoteProduct,
     find_drift,
     plan_missing,
-    plan_products,
 )
-from worker.errors import SupplierBadPayload, SupplierError
-from worker.payloads import INT64_MAX, INT64_MIN, InvalidProduct, Product, ProductPage
-from worker.store import upsert_products
+from worker.sync.product_rows import (
+    UNCHANGED,
+    ItemOutcome,
+    apply_products,
+    deauthorize,
+    quarantine,
+    raw_of,
+)
 
 log = logging.getLogger(__name__)
 
-# Payload fields whose column holds text rather than the parsed value.
-_TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
-_HASH_EXCLUDES = frozenset({"product_status", "version"})
-UNCHANGED = "unchanged"
+
+class PassOutcome(StrEnum):
+    """How a product pass ended (``sync_runs.outcome``)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"  # a page still failing after the retries, or paging that kept drifting
+    ANOMALY = "anomaly"  # the catalog shrank implausibly: nothing deauthorized
 
 
 @dataclass
@@ -58,7 +65,7 @@ class PassResult:
     """What a product pass did; ``price_due`` lists products whose prices should be refreshed."""
 
     run_id: int
-    outcome: str = "running"  # ok | failed | anomaly
+    outcome: PassOutcome = PassOutcome.RUNNING
     is_complete: bool = False
     pages: int = 0
     seen: int = 0
@@ -77,163 +84,6 @@ class PassResult:
     error: str | None = None
     drift: list[str] = field(default_factory=list)
     price_due: list[int] = field(default_factory=list)
-
-
-def content_hash(product: Product) -> str:
-    """A hash of every contract field but Version and ProductStatus (each compared on its own)."""
-    data = product.model_dump(mode="json", exclude=set(_HASH_EXCLUDES))
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def product_row(
-    product: Product, raw: dict[str, Any], now: datetime, fetched_at: datetime | None = None
-) -> dict[str, Any]:
-    """The full products row for an upsert (every column but first_seen_at's default)."""
-    row: dict[str, Any] = product.model_dump()
-    for name in _TEXT_COLUMNS:
-        value = row[name]
-        if isinstance(value, str):
-            continue  # an informational date that did not parse, kept as sent
-        if value is not None:
-            row[name] = value.strftime("%H:%M") if name == "booking_time" else value.isoformat()
-    row.update(
-        fetched_at=fetched_at or now,
-        raw=raw,
-        content_hash=content_hash(product),
-        is_authorized=True,
-        first_seen_at=now,
-        last_seen_at=now,
-        updated_at=now,
-        deauthorized_at=None,
-    )
-    return row
-
-
-def _remote(product: Product) -> RemoteProduct:
-    return RemoteProduct(
-        product.product_id, product.version, content_hash(product), product.product_status
-    )
-
-
-def _load_local(session: Session, ids: Iterable[int]) -> dict[int, LocalProduct]:
-    rows = session.execute(
-        select(
-            ProductRow.product_id,
-            ProductRow.version,
-            ProductRow.content_hash,
-            ProductRow.product_status,
-            ProductRow.is_authorized,
-        ).where(ProductRow.product_id.in_(list(ids)))
-    )
-    return {row.product_id: LocalProduct(*row) for row in rows}
-
-
-def _raw_of(product: Product) -> dict[str, Any]:
-    """A payload rebuilt from the model, for calls that return no raw item."""
-    return product.model_dump(mode="json", by_alias=True)
-
-
-def apply_products(
-    sessions: sessionmaker[Session],
-    products: Sequence[tuple[Product, dict[str, Any]]],
-    invalid: Sequence[InvalidProduct] = (),
-    *,
-    now: datetime | None = None,
-    fetched_at: datetime | None = None,
-    regressed: set[int] | None = None,
-) -> dict[int, str]:
-    """Plan and write one batch in one transaction; returns each id's outcome (a kind,
-    "unchanged", or "stale" when a later fetch or notice is already stored).
-
-    ``fetched_at`` is when the batch's fetch started (default: now on the database's clock).
-    Ids written at a lower Version than held are added to ``regressed``.
-    """
-    now = now or utcnow()
-    fetched_at = fetched_at or clock_for(sessions).now()
-    latest = {product.product_id: (product, raw) for product, raw in products}
-    outcomes: dict[int, str] = {}
-    with sessions.begin() as session:
-        local = _load_local(session, latest)
-        plan = plan_products((_remote(product) for product, _ in latest.values()), local)
-        rows = [product_row(*latest[pid], now, fetched_at) for pid in plan.writes]
-        written = upsert_products(session, rows)
-        for pid in plan.regressions:
-            if pid in written:
-                log.warning(
-                    "drift: product %s applied at Version %s, below the %s held",
-                    pid,
-                    latest[pid][0].version,
-                    local[pid].version,
-                )
-                if regressed is not None:
-                    regressed.add(pid)
-        for pid, kind in plan.writes.items():
-            if pid in written:
-                session.add(
-                    Change(
-                        product_id=pid, kind=kind, version=latest[pid][0].version, created_at=now
-                    )
-                )
-                outcomes[pid] = kind.value
-            else:
-                outcomes[pid] = "stale"
-        outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
-        if latest:
-            session.execute(
-                delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(list(latest)))
-            )
-        for item in invalid:
-            if _is_storable_id(item.product_id) and item.product_id not in latest:
-                _quarantine(session, item.product_id, item.raw, item.error, now)
-                outcomes[item.product_id] = "quarantined"
-    return outcomes
-
-
-def _is_storable_id(product_id: int | None) -> TypeGuard[int]:
-    """Whether a ProductId fits the BigInteger key (an invalid entry's id is not validated)."""
-    return product_id is not None and INT64_MIN <= product_id <= INT64_MAX
-
-
-def _quarantine(session: Session, product_id: int, raw: Any, error: str, now: datetime) -> None:
-    """Keep a bad payload and why; rewritten only when it differs from what is held."""
-    held = session.scalar(
-        select(QuarantinedProduct).where(QuarantinedProduct.product_id == product_id)
-    )
-    if held is None:
-        session.add(
-            QuarantinedProduct(
-                product_id=product_id, raw=raw, error=error, first_seen_at=now, last_seen_at=now
-            )
-        )
-    elif held.raw != raw or held.error != error:
-        held.raw, held.error, held.last_seen_at = raw, error, now
-    log.warning("product %s quarantined: %s", product_id, error)
-
-
-def _deauthorize(
-    sessions: sessionmaker[Session], product_id: int, now: datetime, fetched_at: datetime
-) -> bool:
-    """Soft-delete one confirmed-missing product with a change row; False when already so, or
-    when the row holds a fetch that started after the confirming one (``fetched_at``)."""
-    with sessions.begin() as session:
-        version = session.scalar(
-            update(ProductRow)
-            .where(
-                ProductRow.product_id == product_id,
-                ProductRow.is_authorized.is_(True),
-                or_(ProductRow.fetched_at.is_(None), ProductRow.fetched_at <= fetched_at),
-            )
-            .values(is_authorized=False, deauthorized_at=now, updated_at=now, fetched_at=fetched_at)
-            .returning(ProductRow.version)
-        )
-        if version is None:
-            return False
-        session.add(
-            Change(
-                product_id=product_id, kind=ChangeKind.DEAUTHORIZED, version=version, created_at=now
-            )
-        )
-    return True
 
 
 def _prefetched(pages: Iterator[ProductPage], depth: int = 2) -> Iterator[ProductPage]:
@@ -278,7 +128,7 @@ def _shape(page: ProductPage) -> PageShape:
 
 def _start_run(sessions: sessionmaker[Session], kind: str) -> int:
     with sessions.begin() as session:
-        run = SyncRun(kind=kind, started_at=utcnow(), outcome="running")
+        run = SyncRun(kind=kind, started_at=utcnow(), outcome=PassOutcome.RUNNING)
         session.add(run)
         session.flush()
         return run.id
@@ -338,7 +188,7 @@ def _tally(result: PassResult, outcomes: dict[int, str], first: dict[int, str]) 
 
 def sync_products(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     *,
     max_deauthorize_share: float = 0.2,
     max_attempts: int = 3,
@@ -351,7 +201,7 @@ def sync_products(
     again, up to ``max_attempts`` times; a pass that never pages cleanly is incomplete.
     """
     started = time.perf_counter()
-    requests_before, retries_before = supplier.requests_sent, supplier.retries_sent
+    usage_before = supplier.usage()
     result = PassResult(run_id=_start_run(sessions, "products"))
     clock = clock_for(sessions)
     regressed: set[int] = set()
@@ -366,7 +216,7 @@ def sync_products(
                 result.pages += 1
                 outcomes = apply_products(
                     sessions,
-                    [(p, page.raw_by_id.get(p.product_id) or _raw_of(p)) for p in page.products],
+                    [(p, page.raw_by_id.get(p.product_id) or raw_of(p)) for p in page.products],
                     page.invalid,
                     fetched_at=page.fetched_at,
                     regressed=regressed,
@@ -396,20 +246,23 @@ def sync_products(
                 regressed,
             )
         else:
-            result.outcome, result.error = "failed", "paging kept drifting; nothing deauthorized"
+            result.outcome, result.error = (
+                PassOutcome.FAILED,
+                "paging kept drifting; nothing deauthorized",
+            )
     except SupplierError as exc:
-        result.outcome, result.error = "failed", str(exc)[:1000]
+        result.outcome, result.error = PassOutcome.FAILED, str(exc)[:1000]
         result.errors += 1
         log.warning("product pass %s failed: %s", result.run_id, exc)
     except BaseException as exc:
-        result.outcome, result.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+        result.outcome, result.error = PassOutcome.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         raise
     finally:
-        if result.outcome == "running":
-            result.outcome = "ok"
+        if result.outcome is PassOutcome.RUNNING:
+            result.outcome = PassOutcome.OK
         result.price_due = sorted(pid for pid, kind in first.items() if kind in PRICE_DUE_KINDS)
-        result.requests = supplier.requests_sent - requests_before
-        result.retries = supplier.retries_sent - retries_before
+        spent = supplier.usage() - usage_before
+        result.requests, result.retries = spent.requests, spent.retries
         result.version_regressions = len(regressed)
         result.seconds = time.perf_counter() - started
         _finish_run(sessions, result)
@@ -418,7 +271,7 @@ def sync_products(
 
 def _confirm_missing(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     result: PassResult,
     first: dict[int, str],
     seen: set[int],
@@ -432,13 +285,13 @@ def _confirm_missing(
         ).all()
     plan = plan_missing(authorized, seen, is_complete=True, max_share=max_share)
     if plan.anomaly is not None:
-        result.outcome, result.error = "anomaly", plan.anomaly
+        result.outcome, result.error = PassOutcome.ANOMALY, plan.anomaly
         log.error("product pass %s: %s", result.run_id, plan.anomaly)
         return
     if unnamed and plan.to_confirm:
         # An entry without ProductId may be any of the missing ones: deleting on a guess is worse
         # than waiting for the supplier to send it whole again.
-        result.outcome = "anomaly"
+        result.outcome = PassOutcome.ANOMALY
         result.error = (
             f"{unnamed} product entries without ProductId; "
             f"{len(plan.to_confirm)} deauthorizations postponed"
@@ -452,7 +305,7 @@ def _confirm_missing(
             product = supplier.get_product(product_id)
         except SupplierBadPayload as exc:
             with sessions.begin() as session:
-                _quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
+                quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
             result.quarantined += 1
             continue
         except SupplierError as exc:
@@ -460,18 +313,16 @@ def _confirm_missing(
             log.warning("could not confirm product %s is gone: %s", product_id, exc)
             continue
         if product is None:
-            result.deauthorized += _deauthorize(sessions, product_id, utcnow(), fetched_at)
+            result.deauthorized += deauthorize(sessions, product_id, utcnow(), fetched_at)
             continue
         # Paging missed it but it is there: store it like any page item.
         outcomes = apply_products(
-            sessions, [(product, _raw_of(product))], fetched_at=fetched_at, regressed=regressed
+            sessions, [(product, raw_of(product))], fetched_at=fetched_at, regressed=regressed
         )
         _tally(result, outcomes, first)
 
 
-def sync_one_product(
-    sessions: sessionmaker[Session], supplier: SupplierClient, product_id: int
-) -> str:
+def sync_one_product(sessions: sessionmaker[Session], supplier: Supplier, product_id: int) -> str:
     """Re-fetch one product (1.1.1 ``productId=``) and apply it; returns the change kind or "unchanged".
 
     Idempotent. Deauthorizes (with a change row) when the supplier no longer returns it.
@@ -482,18 +333,18 @@ def sync_one_product(
         product = supplier.get_product(product_id)
     except SupplierBadPayload as exc:
         with sessions.begin() as session:
-            _quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
-        return "quarantined"
+            quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
+        return ItemOutcome.QUARANTINED
     if product is None:
         return (
             ChangeKind.DEAUTHORIZED.value
-            if _deauthorize(sessions, product_id, utcnow(), fetched_at)
+            if deauthorize(sessions, product_id, utcnow(), fetched_at)
             else UNCHANGED
         )
-    outcome = apply_products(sessions, [(product, _raw_of(product))], fetched_at=fetched_at)[
+    outcome = apply_products(sessions, [(product, raw_of(product))], fetched_at=fetched_at)[
         product_id
     ]
-    return UNCHANGED if outcome == "stale" else outcome
+    return UNCHANGED if outcome == ItemOutcome.STALE else outcome
 
 
 def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: int) -> bool:
@@ -516,7 +367,7 @@ def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: i
                 row.fetched_at = noticed_at
             return False
         raw = dict(row.raw)
-        key = next((k for k in raw if k.lower() == "productstatus"), "ProductStatus")
+        key = casefold_key(raw, "ProductStatus") or "ProductStatus"
         raw[key] = status
         row.raw, row.product_status, row.updated_at = raw, status, now
         row.fetched_at = noticed_at

@@ -1,16 +1,9 @@
 """Price refreshes: one product's window of rules, resolved days and sessions, kept current.
 
 The window is ``window_days`` supplier dates (Asia/Shanghai) starting today. Each refresh
-stores what it fetched under the product's row lock, in one of four ways:
-
-- the stored calendar was fetched by a refresh that started later: nothing is stored (an
-  older fetch never overwrites a newer one; ``prices_fetched_at`` is the start of the fetch
-  whose calendar is stored);
-- same window and same content hash: no rule, day, session or change row is written;
-- the window moved (a new supplier day) and the days, sessions and rules both windows share
-  are unchanged: days and sessions that left the window are deleted, those entering it are
-  inserted, rules are replaced only if the set the supplier returns moved; no change row;
-- anything else: rules, days and sessions are replaced, with one ``prices`` change row.
+reads what the product holds under its row lock, asks ``worker.sync.price_plan.plan_prices``
+what the fetch means (older, unchanged, window moved, replace) and applies that answer in the
+same transaction; only a replacement writes a ``prices`` change row.
 
 Every attempt, failed ones included, stamps ``prices_attempted_at``: the rolling refresh
 takes the least recently attempted first, so products that always fail cannot hold the head
@@ -23,160 +16,37 @@ never a worker's wall clock, so the older-fetch guard holds across hosts.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.catalog import Change, ChangeKind, DailyPrice, Product
+from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
-from models.catalog import Session as SessionRow
-from worker.calendar import ResolvedDay, last_covered_day, resolve_calendar
-from worker.client import SupplierClient
 from worker.clock import clock_for
-from worker.errors import SupplierError
-from worker.payloads import PriceCalendar, PriceRule, Seat
+from worker.supplier.contract import supplier_today
+from worker.supplier.errors import SupplierError
+from worker.supplier.payloads import PriceCalendar, Seat
+from worker.supplier.port import Supplier
+from worker.sync.calendar import ResolvedDay
+from worker.sync.price_plan import (
+    HeldPrices,
+    PriceAction,
+    PriceContent,
+    PriceKeys,
+    PricePlan,
+    needs_held_keys,
+    plan_prices,
+    price_content,
+    price_window,
+)
 
 log = logging.getLogger(__name__)
-
-# China keeps no daylight saving time, so a fixed offset is exact and needs no tz database.
-SUPPLIER_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-# Comparable forms of a stored or fetched rule, day and session.
-RuleKey = tuple[int, date, date | None, int, Decimal, Decimal, Decimal, int]
-DayKey = tuple[date, Decimal, Decimal, Decimal, int | None, int]
-SeatKey = tuple[date, str, str, str, int]
-
-
-def supplier_today(now: datetime | None = None) -> date:
-    """Today's date where the supplier is."""
-    return (now or utcnow()).astimezone(SUPPLIER_TZ).date()
-
-
-def price_window(today: date, window_days: int) -> tuple[date, date]:
-    """The first and last day of the window (``window_days`` days from today)."""
-    return today, today + timedelta(days=window_days - 1)
-
-
-@dataclass(frozen=True)
-class PriceContent:
-    """What one fetch would store over its window, its hash, and when the fetch started."""
-
-    calendar: PriceCalendar
-    start: date
-    end: date
-    days: list[ResolvedDay]
-    seats: list[Seat]
-    content_hash: str
-    fetched_at: datetime
-
-
-@dataclass(frozen=True)
-class PriceKeys:
-    """A calendar as comparable keys: rules in response order, days by date, sessions sorted."""
-
-    rules: list[RuleKey]
-    days: list[DayKey]
-    seats: list[SeatKey]
-
-
-def price_content(
-    calendar: PriceCalendar, start: date, end: date, fetched_at: datetime
-) -> PriceContent:
-    """Resolve a calendar fetched at ``fetched_at`` over the window and hash what it would store."""
-    days = resolve_calendar(calendar.daily_price_stock, start, end)
-    seats = [seat for seat in calendar.product_seats if start <= seat.time <= end]
-    body = {
-        "rules": [rule.model_dump(mode="json") for rule in calendar.daily_price_stock],
-        "days": [[str(part) for part in _day_key(d)] for d in days],
-        "seats": [seat.model_dump(mode="json") for seat in seats],
-    }
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return PriceContent(calendar, start, end, days, seats, digest, fetched_at)
-
-
-def _rule_key(rule: PriceRule) -> RuleKey:
-    return (
-        rule.price_type,
-        rule.begin_time,
-        rule.end_time,
-        rule.daily_stock,
-        rule.market_price,
-        rule.price,
-        rule.sale_price,
-        rule.booking_day,
-    )
-
-
-def _day_key(day: ResolvedDay) -> DayKey:
-    return (
-        day.day,
-        day.price,
-        day.sale_price,
-        day.market_price,
-        day.stock,
-        day.booking_days,
-    )
-
-
-def _seat_key(seat: Seat) -> SeatKey:
-    return (
-        seat.time,
-        seat.seats_start_time,
-        seat.seats_end_time,
-        seat.seats_code,
-        seat.seats_num,
-    )
-
-
-def content_keys(content: PriceContent) -> PriceKeys:
-    """The comparable form of what a fetch would store."""
-    return PriceKeys(
-        rules=[_rule_key(rule) for rule in content.calendar.daily_price_stock],
-        days=[_day_key(day) for day in content.days],
-        seats=sorted(_seat_key(seat) for seat in content.seats),
-    )
-
-
-def _rule_touches(rule: RuleKey, first: date, last: date) -> bool:
-    """Whether a rule covers any day of ``[first, last]``."""
-    price_type, begin, end = rule[0], rule[1], rule[2]
-    covered_until = last_covered_day(price_type, begin, end)
-    return begin <= last and (covered_until is None or covered_until >= first)
-
-
-def keys_within(keys: PriceKeys, first: date, last: date) -> PriceKeys:
-    """The part of a calendar that bears on the days ``[first, last]``."""
-    return PriceKeys(
-        rules=[rule for rule in keys.rules if _rule_touches(rule, first, last)],
-        days=[day for day in keys.days if first <= day[0] <= last],
-        seats=[seat for seat in keys.seats if first <= seat[0] <= last],
-    )
-
-
-def only_window_moved(
-    held: PriceKeys,
-    held_window: tuple[date, date],
-    fetched: PriceKeys,
-    window: tuple[date, date],
-) -> bool:
-    """True when two calendars over different windows agree on every day both windows share.
-
-    Windows that share no day prove nothing, so they count as a change.
-    """
-    first, last = max(held_window[0], window[0]), min(held_window[1], window[1])
-    if first > last:
-        return False
-    return keys_within(held, first, last) == keys_within(fetched, first, last)
 
 
 def store_prices(
@@ -210,19 +80,15 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
     ).first()
     if row is None:
         return False
-    # A later window (a batch that crossed the supplier's midnight) or, for the same window, a
-    # later fetch is already stored: this one is older news.
-    held = (row.prices_window_start, row.prices_fetched_at)
-    if held[0] is not None and held[1] is not None and held > (content.start, content.fetched_at):
+    held = HeldPrices(
+        row.prices_hash, (row.prices_window_start, row.prices_window_end), row.prices_fetched_at
+    )
+    held_keys = _held_keys(session, product_id) if needs_held_keys(held, content) else None
+    plan = plan_prices(held, content, held_keys)
+    if plan.action is PriceAction.OLDER:
         log.info("prices of product %s: a later fetch is already stored", product_id)
         return False
-    changed = _write_calendar(
-        session,
-        product_id,
-        content,
-        row.prices_hash,
-        (row.prices_window_start, row.prices_window_end),
-    )
+    _apply(session, product_id, content, plan, held.complete_window)
     attempted = max(row.prices_attempted_at or content.fetched_at, content.fetched_at)
     session.execute(
         update(Product)
@@ -237,40 +103,32 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
             prices_window_end=content.end,
         )
     )
-    if changed:
+    if plan.is_change:
         session.add(
             Change(
                 product_id=product_id, kind=ChangeKind.PRICES, version=row.version, created_at=now
             )
         )
-    return changed
+    return plan.is_change
 
 
-def _write_calendar(
+def _apply(
     session: Session,
     product_id: int,
     content: PriceContent,
-    held_hash: str | None,
-    held_window: tuple[date | None, date | None],
-) -> bool:
-    """Write what moved; True when the calendar changed, False when nothing or only the window did."""
-    window = (content.start, content.end)
-    if held_hash == content.content_hash and held_window == window:
-        return False
-    first, last = held_window
-    if first is not None and last is not None:
-        held = _held_keys(session, product_id)
-        fetched = content_keys(content)
-        if only_window_moved(held, (first, last), fetched, window):
-            _move_window(session, product_id, content, (first, last))
-            if held.rules != fetched.rules:
-                _replace_rules(session, product_id, content)
-            return False
-    for table in (PriceRuleRow, DailyPrice, SessionRow):
-        session.execute(delete(table).where(table.product_id == product_id))
-    _insert_rules(session, product_id, content)
-    _insert_days(session, product_id, content.days, content.seats)
-    return True
+    plan: PricePlan,
+    held_window: tuple[date, date] | None,
+) -> None:
+    """Write the rows ``plan`` calls for (nothing for an unchanged calendar)."""
+    if plan.action is PriceAction.MOVE_WINDOW and held_window is not None:
+        _move_window(session, product_id, content, held_window)
+        if plan.replace_rules:
+            _replace_rules(session, product_id, content)
+    elif plan.action is PriceAction.REPLACE:
+        for table in (PriceRuleRow, DailyPrice, TimedSession):
+            session.execute(delete(table).where(table.product_id == product_id))
+        _insert_rules(session, product_id, content)
+        _insert_days(session, product_id, content.days, content.seats)
 
 
 def _held_keys(session: Session, product_id: int) -> PriceKeys:
@@ -303,12 +161,12 @@ def _held_keys(session: Session, product_id: int) -> PriceKeys:
     )
     seats = session.execute(
         select(
-            SessionRow.day,
-            SessionRow.start_time,
-            SessionRow.end_time,
-            SessionRow.seats_code,
-            SessionRow.seats_num,
-        ).where(SessionRow.product_id == product_id)
+            TimedSession.day,
+            TimedSession.start_time,
+            TimedSession.end_time,
+            TimedSession.seats_code,
+            TimedSession.seats_num,
+        ).where(TimedSession.product_id == product_id)
     )
     return PriceKeys(
         rules=[tuple(r) for r in rules],  # type: ignore[misc]
@@ -321,7 +179,7 @@ def _move_window(
     session: Session, product_id: int, content: PriceContent, held_window: tuple[date, date]
 ) -> None:
     """Delete days and sessions that left the window, insert those that entered it."""
-    for table in (DailyPrice, SessionRow):
+    for table in (DailyPrice, TimedSession):
         session.execute(
             delete(table).where(
                 table.product_id == product_id,
@@ -391,7 +249,7 @@ def _insert_days(
     if day_rows:
         session.execute(insert(DailyPrice), day_rows)
     if seat_rows:
-        session.execute(insert(SessionRow), seat_rows)
+        session.execute(insert(TimedSession), seat_rows)
 
 
 def record_attempts(
@@ -424,7 +282,7 @@ def _is_authorized(sessions: sessionmaker[Session], product_id: int) -> bool:
 
 def refresh_prices(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     product_id: int,
     *,
     today: date | None = None,
@@ -462,7 +320,7 @@ class PriceBatch:
 
 def refresh_many(
     sessions: sessionmaker[Session],
-    supplier: SupplierClient,
+    supplier: Supplier,
     product_ids: Iterable[int],
     *,
     today: date | None = None,
@@ -479,7 +337,7 @@ def refresh_many(
     """
     start, end = price_window(today or supplier_today(), window_days)
     batch = PriceBatch()
-    retries_before = supplier.retries_sent
+    usage_before = supplier.usage()
     pending: list[tuple[int, PriceContent]] = []
     failed: list[tuple[int, datetime, str]] = []
 
@@ -510,12 +368,12 @@ def refresh_many(
             flush()
     if pending or failed:
         flush()
-    batch.retries = supplier.retries_sent - retries_before
+    batch.retries = (supplier.usage() - usage_before).retries
     return batch
 
 
 def _fetch_bounded(
-    supplier: SupplierClient,
+    supplier: Supplier,
     product_ids: Iterable[int],
     start: date,
     end: date,
@@ -531,77 +389,3 @@ def _fetch_bounded(
         chunk = ids[offset : offset + size]
         for fetch in supplier.fetch_price_calendars(chunk, start, end, stamp=stamp):
             yield fetch.product_id, fetch.result, fetch.started_at
-
-
-def rolling_batch_size(authorized: int, interval_s: float, max_age_s: float, cap: int) -> int:
-    """How many to refresh per tick so each product is refreshed well within ``max_age_s``."""
-    if authorized <= 0:
-        return 0
-    ticks = max(max_age_s / interval_s, 1.0)
-    return max(1, min(cap, math.ceil(authorized * 1.25 / ticks)))
-
-
-def _attempted_before(cutoff: datetime) -> ColumnElement[bool]:
-    attempted = Product.prices_attempted_at
-    return or_(attempted.is_(None), attempted < cutoff)
-
-
-def oldest_prices(session: Session, limit: int) -> list[int]:
-    """Authorized products least recently attempted (never attempted first).
-
-    Ordered by the last attempt, not the last success: a product whose refresh keeps failing
-    goes to the back of the line after each try instead of holding the front forever.
-    """
-    never_first = Product.prices_attempted_at.is_(None).desc()
-    return list(
-        session.scalars(
-            select(Product.product_id)
-            .where(Product.is_authorized.is_(True))
-            .order_by(never_first, Product.prices_attempted_at, Product.product_id)
-            .limit(limit)
-        )
-    )
-
-
-def due_for_refresh(
-    sessions: sessionmaker[Session], *, interval_s: float, max_age: timedelta, cap: int
-) -> list[int]:
-    """The next rolling batch: the least recently attempted, enough to spread the catalog over
-    ``max_age`` and to catch up on overdue ones, never more than ``cap`` (no burst).
-
-    Overdue means not attempted within ``max_age``: failing products are retried at the
-    rolling pace, not every tick.
-    """
-    authorized = Product.is_authorized.is_(True)
-    cutoff = utcnow() - max_age
-    with sessions() as session:
-        total = session.scalar(select(func.count()).where(authorized)) or 0
-        overdue = (
-            session.scalar(select(func.count()).where(authorized, _attempted_before(cutoff))) or 0
-        )
-        spread = rolling_batch_size(total, interval_s, max_age.total_seconds(), cap)
-        size = min(cap, max(spread, overdue))
-        return oldest_prices(session, size) if size else []
-
-
-def drop_expired_days(sessions: sessionmaker[Session], today: date | None = None) -> int:
-    """Delete calendar days and sessions that fell out of the window; returns rows deleted."""
-    today = today or supplier_today()
-    with sessions.begin() as session:
-        deleted = 0
-        for table in (DailyPrice, SessionRow):
-            result = session.execute(delete(table).where(table.day < today))
-            deleted += getattr(result, "rowcount", 0) or 0
-        return deleted
-
-
-def refresh_batch(
-    sessions: sessionmaker[Session],
-    supplier: SupplierClient,
-    product_ids: Sequence[int],
-    *,
-    window_days: int,
-) -> PriceBatch:
-    """One rolling tick done in-process (the CLI and embedded use); tasks fan out instead."""
-    drop_expired_days(sessions)
-    return refresh_many(sessions, supplier, product_ids, window_days=window_days)

@@ -1,16 +1,20 @@
-"""The supplier client's exception tree.
+"""The supplier adapter's exception tree.
 
 SupplierError                    anything that went wrong talking to the supplier
 ├── SupplierUnavailable          retriable: timeout, connection error, 429, 5xx, non-JSON body,
 │   │                            a read's Data null where data is expected
-│   ├── SupplierBusy             a read answered IsSuccess false with a server-side or busy
-│   │                            Code or Message (``transient_rule``): retried like a 5xx
-│   └── SupplierOutcomeUnknown   a non-idempotent call (Create, Pay, Refund, Cancel) may or may
-│                                not have been applied; reconcile before trying again
+│   └── SupplierBusy             a read answered IsSuccess false with a server-side or busy
+│                                Code or Message (``transient_rule``): retried like a 5xx
+├── SupplierOutcomeUnknown       a non-idempotent call (Create, Pay, Refund, Cancel) may or may
+│                                not have been applied: reconcile by OriginOrderId, NEVER retry
+│                                (deliberately not under SupplierUnavailable)
 ├── SupplierRejected             fatal: the supplier answered IsSuccess false (Code, Message, LogId)
-│   └── SupplierBadPayload       the answer was JSON but not the shape the contract promises
+├── SupplierBadPayload           the answer was JSON but not the shape the contract promises
 └── SupplierInconsistent         a well-formed answer that is not about what was asked (a
                                  filter ignored): neither "gone" nor a bad payload
+
+Catch ``SupplierUnavailable`` to retry; a caller that must tell "failed" from "maybe applied"
+catches ``SupplierOutcomeUnknown`` first; ``SupplierError`` catches everything.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ class SupplierBusy(SupplierUnavailable):
         self.log_id = log_id
 
 
-class SupplierOutcomeUnknown(SupplierUnavailable):
+class SupplierOutcomeUnknown(SupplierError):
     """A non-idempotent request failed in flight: it may have been applied. Never retry blindly."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class SupplierRejected(SupplierError):
@@ -60,8 +68,12 @@ class SupplierRejected(SupplierError):
         self.status_code = status_code
 
 
-class SupplierBadPayload(SupplierRejected):
-    """The supplier answered success but its Data did not validate."""
+class SupplierBadPayload(SupplierError):
+    """The supplier answered, but not in the shape the contract promises (Data did not validate)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class SupplierInconsistent(SupplierError):

@@ -15,8 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from callbacks.processing import Catalog, process_message
+from models.base import utcnow
 from models.inbox import InboxMessage
-from worker.signing import auth_headers
+from worker.coalesce import LocalCoalescer
+from worker.supplier.signing import auth_headers
 
 PARTNER_ID = 9258
 SIGN_KEY = "zzy-sandbox-signkey"
@@ -173,3 +176,104 @@ class Stamps:
 
     def __iter__(self) -> Stamps:
         return self
+
+
+class FakeCatalog:
+    """Records what the catalog sync was asked to do; can be told to fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, int, Any]] = []
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def _record(self, name: str, pid: int, extra: Any = None) -> None:
+        with self._lock:
+            self.calls.append((name, pid, extra))
+        if self.fail:
+            raise RuntimeError(f"supplier down; id card {ID_NUMBER}")
+
+    def port(self) -> Catalog:
+        return Catalog(
+            set_shelf_status=lambda pid, status: self._record("shelf", pid, status),
+            refresh_product=lambda pid: self._record("product", pid),
+            refresh_prices=lambda pid: self._record("prices", pid),
+            queue_product_refresh=lambda pid: self._record("queue-product", pid),
+        )
+
+
+def receive(app: Flask, service: str, body: dict[str, Any], sent: Sent) -> int:
+    """Deliver a notice signed at a distinct millisecond (a product notice per delivery)."""
+    headers = signed(timestamp_ms=next(stamps))
+    reply = app.test_client().post(PATH, data=encode(envelope(service, body)), headers=headers)
+    assert reply.status_code == 200, reply.get_json()
+    return int(sent.ids[-1])
+
+
+class Publisher:
+    """A fake broker for trailing refreshes: records (inbox id, delay); can be told to fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.published: list[tuple[int, float]] = []
+        self.fail = fail
+
+    def __call__(self, inbox_id: int, delay_s: float) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.published.append((inbox_id, delay_s))
+
+
+def run(
+    sessions: sessionmaker[Session],
+    inbox_id: int,
+    catalog: FakeCatalog | None = None,
+    coalescer: Any = None,
+    window_s: float = 0.0,
+    max_attempts: int = 3,
+    publisher: Publisher | None = None,
+    now: Any = utcnow,
+) -> Any:
+    return process_message(
+        sessions,
+        inbox_id,
+        catalog=(catalog or FakeCatalog()).port(),
+        coalescer=coalescer or LocalCoalescer(),
+        window_s=window_s,
+        max_attempts=max_attempts,
+        follow_up=publisher or Publisher(),
+        secrets=["zzy-sandbox-signkey"],
+        now=now,
+    )
+
+
+def deliver(url: str, payload: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(
+        url + PATH,
+        content=body_of(payload),
+        headers=headers or signed(timestamp_ms=next(stamps)),
+        timeout=10,
+        trust_env=False,
+    )
+
+
+def rows(sessions: sessionmaker[Session]) -> list[InboxMessage]:
+    with sessions() as session:
+        return list(session.scalars(select(InboxMessage).order_by(InboxMessage.id)))
+
+
+def cli_env(settings: Any) -> dict[str, str]:
+    """The environment ``catalog-sync status`` reads its settings from."""
+    return {
+        "ZZY_BASE_URL": settings.zzy_base_url,
+        "ZZY_PARTNER_ID": str(settings.zzy_partner_id),
+        "ZZY_SIGN_KEY": settings.zzy_sign_key.get_secret_value(),
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": "",
+    }
+
+
+stamps = Stamps()
+
+
+def body_of(payload: Any) -> bytes:
+    """JSON with non-ASCII escaped: a lone surrogate or a NUL travels as ``\\ud800``/``\\u0000``."""
+    return payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -9,19 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.catalog import Change, Product, QuarantinedProduct, SyncRun
-from models.inbox import InboxMessage, InboxStatus
-
-
-def inbox_counts(session: Session) -> dict[str, int]:
-    """Callback inbox rows per status, every status present (0 when none)."""
-    counts = {status.value: 0 for status in InboxStatus}
-    rows = session.execute(
-        select(InboxMessage.status, func.count()).group_by(InboxMessage.status)
-    ).all()
-    for status, count in rows:
-        counts[str(status)] = int(count)
-    return counts
+from models.catalog import Product, QuarantinedProduct, SyncRun
+from models.stats import inbox_counts, last_change_seq, oldest_price_refresh
+from worker.supplier.contract import ShelfStatus
 
 
 def _run_json(run: SyncRun) -> dict[str, Any]:
@@ -60,15 +50,14 @@ def collect_status(
         total = session.scalar(select(func.count()).select_from(Product)) or 0
         n_authorized = session.scalar(select(func.count()).where(authorized)) or 0
         on_shelf = (
-            session.scalar(select(func.count()).where(authorized, Product.product_status == 1)) or 0
-        )
-        never = (
             session.scalar(
-                select(func.count()).where(authorized, Product.prices_refreshed_at.is_(None))
+                select(func.count()).where(
+                    authorized, Product.product_status == ShelfStatus.ON_SHELF
+                )
             )
             or 0
         )
-        oldest = session.scalar(select(func.min(Product.prices_refreshed_at)).where(authorized))
+        oldest, never = oldest_price_refresh(session)
         newest = session.scalar(select(func.max(Product.prices_refreshed_at)).where(authorized))
         quarantined = session.scalar(select(func.count()).select_from(QuarantinedProduct)) or 0
         failing = (
@@ -77,7 +66,7 @@ def collect_status(
             )
             or 0
         )
-        last_seq = session.scalar(select(func.max(Change.seq)))
+        last_seq = last_change_seq(session)
         recent = session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(runs)).all()
         inbox = inbox_counts(session)
         last_products = session.scalar(

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from models.catalog import Change, DailyPrice, Product, SyncRun
-from models.catalog import Session as TimedSession
+from models.catalog import Change, DailyPrice, Product, SyncRun, TimedSession
 from worker.settings import Settings
 
 T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, 2026-03-01

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from supplier_sandbox.server import RunningSandbox
-from worker.signing import auth_headers
+from worker.supplier.signing import auth_headers
 
 PARTNER_ID = 9258
 SIGN_KEY = "zzy-sandbox-signkey"

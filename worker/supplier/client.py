@@ -1,7 +1,7 @@
 """Typed client for all eight supplier endpoints (CONTRACT.md, "Endpoints").
 
 One long-lived ``httpx.Client`` is injected; every request is signed over the exact path
-it sends. Failures map to the tree in ``worker.errors``; no httpx type leaks out.
+it sends. Failures map to the tree in ``worker.supplier.errors``; no httpx type leaks out.
 
 Retries: reads (the two product GETs, PersonQrCodes, and Verify, which changes nothing) are
 retried on ``SupplierUnavailable`` with exponential backoff and full jitter, within
@@ -21,7 +21,6 @@ which hides latency without exceeding the rate budget.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -29,9 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -44,20 +41,19 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from worker.errors import (
+from worker.supplier.contract import casefold_get
+from worker.supplier.envelope import parse_product_page, summarize, unwrap
+from worker.supplier.errors import (
     SupplierBadPayload,
-    SupplierBusy,
     SupplierError,
     SupplierInconsistent,
     SupplierOutcomeUnknown,
-    SupplierRejected,
     SupplierUnavailable,
 )
-from worker.payloads import (
+from worker.supplier.fields import OutgoingModel, negatives_read_as_zero
+from worker.supplier.payloads import (
     CreateOrderRequest,
     CreateOrderResult,
-    InvalidProduct,
-    OutgoingModel,
     PayOrderRequest,
     PayOrderResult,
     PersonQrCode,
@@ -67,13 +63,15 @@ from worker.payloads import (
     RefundRequest,
     RefundResult,
     VerifyOrderRequest,
-    negatives_read_as_zero,
     wire_json,
 )
-from worker.ratelimit import NoLimit, RateLimiter
-from worker.settings import Settings
-from worker.signing import auth_headers
-from worker.transient import TransientRule
+from worker.supplier.port import PriceFetch, Stamp, Usage
+from worker.supplier.ratelimit import NoLimit, RateLimiter
+from worker.supplier.signing import auth_headers
+from worker.supplier.transient import TransientRule
+
+if TYPE_CHECKING:  # the adapter reads settings only at construction, never imports them
+    from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -89,41 +87,14 @@ CANCEL_PATH = "/order/CancelOrder"
 M = TypeVar("M", bound=BaseModel)
 # The longest Retry-After honoured: a longer one ends the attempts (the budget decides).
 MAX_RETRY_AFTER_S = 30.0
-Stamp = Callable[[], datetime]
 
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class PriceFetch(NamedTuple):
-    """One product's calendar (or why not), and when its request started (the freshness key)."""
-
-    product_id: int
-    result: PriceCalendar | SupplierError
-    started_at: datetime
-
-
-def _field(envelope: dict[str, Any], name: str) -> Any:
-    """Case-insensitive lookup of an envelope key."""
-    if name in envelope:
-        return envelope[name]
-    lowered = name.lower()
-    for key, value in envelope.items():
-        if str(key).lower() == lowered:
-            return value
-    return None
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class SupplierClient:
-    """The supplier's open API, typed. Thread-safe: share one per process."""
+    """The supplier's open API, typed; implements ``Supplier``. Thread-safe: share one per process."""
 
     def __init__(
         self,
@@ -185,6 +156,11 @@ class SupplierClient:
             transient=settings.transient_rule,
         )
 
+    def usage(self) -> Usage:
+        """Requests sent and retries made by this client so far."""
+        with self._count_lock:
+            return Usage(self.requests_sent, self.retries_sent)
+
     def close(self) -> None:
         self._http.close()
 
@@ -215,7 +191,7 @@ class SupplierClient:
             envelope = self._call_envelope(
                 "GET", PRODUCTS_PATH, params={"pageIndex": index, "pageSize": size}
             )
-            page = self._parse_page(envelope, index, size, fetched_at)
+            page = parse_product_page(envelope, index, size, fetched_at)
             yield page
             if page.size == 0:
                 return
@@ -229,9 +205,7 @@ class SupplierClient:
                 page_limit = 2 * math.ceil(page.total_count / size) + 10
             index += 1
             if index > page_limit:
-                raise SupplierBadPayload(
-                    None, f"product paging did not end after {page_limit} pages", ""
-                )
+                raise SupplierBadPayload(f"product paging did not end after {page_limit} pages")
 
     def list_products(self) -> list[Product]:
         """Every authorized product (invalid entries skipped; use the pages to see them)."""
@@ -247,61 +221,17 @@ class SupplierClient:
         envelope = self._call_envelope(
             "GET", PRODUCTS_PATH, params={"pageIndex": 1, "pageSize": 1, "productId": product_id}
         )
-        page = self._parse_page(envelope, 1, 1)
+        page = parse_product_page(envelope, 1, 1)
         for product in page.products:
             if product.product_id == product_id:
                 return product
         for invalid in page.invalid:
             if invalid.product_id == product_id:
-                raise SupplierBadPayload(
-                    None, f"product {product_id} is invalid: {invalid.error}", ""
-                )
+                raise SupplierBadPayload(f"product {product_id} is invalid: {invalid.error}")
         if page.size == 0 and page.total_count == 0:
             return None
         raise SupplierInconsistent(
             f"asked for product {product_id}, got {page.size} other item(s) of {page.total_count}"
-        )
-
-    def _parse_page(
-        self, envelope: dict[str, Any], index: int, size: int, fetched_at: datetime | None = None
-    ) -> ProductPage:
-        data = _field(envelope, "Data")
-        if not isinstance(data, dict):
-            raise SupplierBadPayload(None, "product page Data is not an object", "")
-        items = _field(data, "Products") or []
-        # The document's table lists TotalCount beside the envelope's fields: accept both places.
-        total = _as_int(_field(data, "TotalCount"))
-        if total is None:
-            total = _as_int(_field(envelope, "TotalCount"))
-        if not isinstance(items, list) or total is None:
-            raise SupplierBadPayload(None, "product page lacks Products or TotalCount", "")
-        products: list[Product] = []
-        invalid: list[InvalidProduct] = []
-        raw_by_id: dict[int, dict[str, Any]] = {}
-        for item in items:
-            try:
-                with negatives_read_as_zero() as negatives:
-                    product = Product.model_validate(item)
-                if negatives:
-                    log.warning(
-                        "drift: product %s: %d negative count(s) read as 0",
-                        product.product_id,
-                        len(negatives),
-                    )
-            except ValidationError as exc:
-                pid = _as_int(_field(item, "ProductId")) if isinstance(item, dict) else None
-                invalid.append(InvalidProduct(product_id=pid, raw=item, error=_short(exc)))
-                continue
-            products.append(product)
-            raw_by_id[product.product_id] = item
-        return ProductPage(
-            page_index=index,
-            page_size=size,
-            total_count=total,
-            products=products,
-            invalid=invalid,
-            raw_by_id=raw_by_id,
-            fetched_at=fetched_at,
         )
 
     # --- 1.1.2 prices ----------------------------------------------------------------------
@@ -370,7 +300,7 @@ class SupplierClient:
         if data is None:
             return []
         if not isinstance(data, list):
-            raise SupplierBadPayload(None, "PersonQrCodes Data is not a list", "")
+            raise SupplierBadPayload("PersonQrCodes Data is not a list")
         return [self._model(PersonQrCode, item) for item in data]
 
     def refund_order(self, request: RefundRequest) -> RefundResult:
@@ -390,7 +320,7 @@ class SupplierClient:
             return model.model_validate(data)
         except ValidationError as exc:
             raise SupplierBadPayload(
-                None, f"{model.__name__} did not validate: {_short(exc)}", ""
+                f"{model.__name__} did not validate: {summarize(exc)}"
             ) from None
 
     def _call(
@@ -411,7 +341,7 @@ class SupplierClient:
             idempotent=idempotent,
             require_data=require_data,
         )
-        return _field(envelope, "Data")
+        return casefold_get(envelope, "Data")
 
     def _call_envelope(
         self,
@@ -504,95 +434,16 @@ class SupplierClient:
                 f"{method} {path}: cannot connect ({type(exc).__name__})"
             ) from None
         except httpx.HTTPError as exc:
-            error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
-            raise error(f"{method} {path}: {type(exc).__name__} in flight") from None
+            reason = f"{method} {path}: {type(exc).__name__} in flight"
+            if not idempotent:
+                raise SupplierOutcomeUnknown(reason) from None
+            raise SupplierUnavailable(reason) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.debug(
             "supplier %s %s -> %s in %.0f ms", method, signed_path, response.status_code, elapsed_ms
         )
-        envelope = self._unwrap(method, path, response, idempotent=idempotent)
-        if require_data and _field(envelope, "Data") is None:
+        envelope = unwrap(method, path, response, idempotent=idempotent, transient=self._transient)
+        if require_data and casefold_get(envelope, "Data") is None:
             # A success without the data asked for: an overloaded back end, not "nothing".
             raise SupplierUnavailable(f"{method} {path}: success answer with Data null")
         return envelope
-
-    def _unwrap(
-        self, method: str, path: str, response: httpx.Response, *, idempotent: bool
-    ) -> dict[str, Any]:
-        status = response.status_code
-        retry_after = _retry_after_s(response.headers.get("Retry-After"))
-        if status == 429:
-            raise SupplierUnavailable(
-                f"{method} {path}: rate limited (HTTP 429)",
-                status_code=status,
-                retry_after_s=retry_after,
-            )
-        if status == 408 and idempotent:
-            raise SupplierUnavailable(
-                f"{method} {path}: request timeout (HTTP 408)", status_code=status
-            )
-        if status >= 500:
-            error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
-            raise error(
-                f"{method} {path}: HTTP {status}", status_code=status, retry_after_s=retry_after
-            )
-        try:
-            envelope = json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            if not idempotent:
-                # A gateway's error page says nothing about whether the write was applied.
-                raise SupplierOutcomeUnknown(
-                    f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status
-                ) from None
-            if status >= 400:
-                raise SupplierRejected(
-                    None, f"HTTP {status} without a JSON body", "", status_code=status
-                ) from None
-            error = SupplierUnavailable if idempotent else SupplierOutcomeUnknown
-            raise error(
-                f"{method} {path}: answer is not JSON (HTTP {status})", status_code=status
-            ) from None
-        if not isinstance(envelope, dict) or _field(envelope, "IsSuccess") is None:
-            raise SupplierBadPayload(
-                None, f"{method} {path}: answer is not the supplier's envelope", ""
-            )
-        code = _as_int(_field(envelope, "Code"))
-        message = str(_field(envelope, "Message") or "")
-        log_id = str(_field(envelope, "LogId") or "")
-        if _field(envelope, "IsSuccess") is not True or status >= 400:
-            if idempotent and status < 400 and self._transient.is_transient(code, message):
-                raise SupplierBusy(code, message, log_id)
-            log.warning(
-                "supplier rejected %s %s: Code=%s LogId=%s Message=%s",
-                method,
-                path,
-                code,
-                log_id,
-                message,
-            )
-            raise SupplierRejected(code, message, log_id, status_code=status)
-        return envelope
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _short(exc: ValidationError) -> str:
-    """A compact, value-free summary of a validation error (values may hold personal data)."""
-    parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
-    return "; ".join(parts)[:500]

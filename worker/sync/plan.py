@@ -1,6 +1,6 @@
 """The pure planner of a product pass: what to write, given what the supplier sent and what we hold.
 
-No I/O here. ``worker.products`` gathers both sides, asks these functions, and applies the answer.
+No I/O here. ``worker.sync.products`` gathers both sides, asks these functions, and applies the answer.
 """
 
 from __future__ import annotations

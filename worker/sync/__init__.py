@@ -1,0 +1,7 @@
+"""The sync use cases: pure planners and the thin shells that gather and write around them.
+
+``plan`` (products: new, changed, missing, drifted), ``price_plan`` (prices: older fetch,
+unchanged, window moved, replace), ``calendar`` (rules resolved into days) are pure; ``products``,
+``prices`` and ``rolling`` read the database, ask a planner and apply its answer. No Celery or
+Flask here: tasks, commands and routes call these functions.
+"""
