@@ -1,4 +1,5 @@
-"""The relay: find inbox rows not processed in time, park the hopeless, prune the replay cache.
+"""The relay: find inbox rows not processed in time, park the hopeless, prune the replay cache
+(gather the due rows, a pure ``plan_relay`` decides, ``run_relay`` applies).
 
 Run on beat (every minute). Each pending row carries ``next_attempt_at``: set at intake
 (``stale_after_s`` after receipt: a lost task, Redis down), by a claim (the attempt's lease),
@@ -19,6 +20,7 @@ hour; each further attempt allowed roughly doubles that, up to one hour between 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,10 +35,21 @@ REPLAY_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
+class DueRow:
+    """A pending row whose ``next_attempt_at`` has come: what the planner needs of it."""
+
+    id: int
+    attempts: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
 class RelayPlan:
     requeue: list[int] = field(default_factory=list)
     parked: list[int] = field(default_factory=list)
     pruned_signatures: int = 0
+    # When each re-queued row is next due, should this re-queue be lost too.
+    next_attempts: dict[int, datetime] = field(default_factory=dict)
 
 
 def retry_delay_s(attempts: int, stale_after_s: float, max_delay_s: float = MAX_DELAY_S) -> float:
@@ -45,6 +58,26 @@ def retry_delay_s(attempts: int, stale_after_s: float, max_delay_s: float = MAX_
 
 
 def plan_relay(
+    due: Sequence[DueRow],
+    *,
+    now: datetime,
+    stale_after_s: float,
+    max_attempts: int,
+    max_delay_s: float = MAX_DELAY_S,
+) -> RelayPlan:
+    """Pure: of the rows that are due, park those out of attempts (their last lease has run
+    out) and re-queue the others, each with the time it is next due."""
+    parked = sorted(row.id for row in due if row.attempts >= max_attempts)
+    next_attempts = {
+        row.id: now
+        + timedelta(seconds=_wait_s(row.attempts, row.received_at, now, stale_after_s, max_delay_s))
+        for row in due
+        if row.attempts < max_attempts
+    }
+    return RelayPlan(sorted(next_attempts), parked, 0, next_attempts)
+
+
+def run_relay(
     session: Session,
     *,
     now: datetime,
@@ -54,36 +87,53 @@ def plan_relay(
     max_delay_s: float = MAX_DELAY_S,
     limit: int = 500,
 ) -> RelayPlan:
-    """In the caller's transaction: park exhausted rows, prune old signatures, list the rows
-    due for another attempt and move their ``next_attempt_at`` past this run."""
-    parked = _park_exhausted(session, now, max_attempts, limit)
-    due = session.execute(
-        select(InboxMessage.id, InboxMessage.attempts, InboxMessage.received_at)
-        .where(
-            InboxMessage.status == InboxStatus.PENDING,
-            InboxMessage.attempts < max_attempts,
-            _is_due(now),
-        )
-        .order_by(InboxMessage.next_attempt_at.nulls_first(), InboxMessage.id)
-        .limit(limit)
-    ).all()
-    for row in due:
-        wait = _wait_s(row.attempts, row.received_at, now, stale_after_s, max_delay_s)
+    """In the caller's transaction: gather the due rows, ask ``plan_relay``, park and re-queue
+    as it says, and prune old signatures."""
+    plan = plan_relay(
+        _due_rows(session, now, max_attempts, limit),
+        now=now,
+        stale_after_s=stale_after_s,
+        max_attempts=max_attempts,
+        max_delay_s=max_delay_s,
+    )
+    _park(session, plan.parked, now)
+    for inbox_id, next_attempt_at in plan.next_attempts.items():
         session.execute(
             update(InboxMessage)
-            .where(InboxMessage.id == row.id, InboxMessage.status == InboxStatus.PENDING)
-            .values(updated_at=now, next_attempt_at=now + timedelta(seconds=wait))
+            .where(InboxMessage.id == inbox_id, InboxMessage.status == InboxStatus.PENDING)
+            .values(updated_at=now, next_attempt_at=next_attempt_at)
         )
     pruned = session.execute(
         delete(InboxSignature)
         .where(InboxSignature.seen_at < now - timedelta(seconds=signature_ttl_s))
         .returning(InboxSignature.signature)
     ).all()
-    return RelayPlan(sorted(row.id for row in due), parked, len(pruned))
+    return RelayPlan(plan.requeue, plan.parked, len(pruned), plan.next_attempts)
 
 
 def _is_due(now: datetime) -> ColumnElement[bool]:
     return or_(InboxMessage.next_attempt_at.is_(None), InboxMessage.next_attempt_at <= now)
+
+
+def _due_rows(session: Session, now: datetime, max_attempts: int, limit: int) -> list[DueRow]:
+    """Pending rows that are due, selected before the limit applies (so rows not yet due never
+    hide one that is): up to ``limit`` out of attempts, and up to ``limit`` others, oldest due
+    first."""
+    columns = (InboxMessage.id, InboxMessage.attempts, InboxMessage.received_at)
+    pending = (InboxMessage.status == InboxStatus.PENDING, _is_due(now))
+    exhausted = session.execute(
+        select(*columns)
+        .where(*pending, InboxMessage.attempts >= max_attempts)
+        .order_by(InboxMessage.id)
+        .limit(limit)
+    ).all()
+    retryable = session.execute(
+        select(*columns)
+        .where(*pending, InboxMessage.attempts < max_attempts)
+        .order_by(InboxMessage.next_attempt_at.nulls_first(), InboxMessage.id)
+        .limit(limit)
+    ).all()
+    return [DueRow(row.id, row.attempts, row.received_at) for row in [*exhausted, *retryable]]
 
 
 def _wait_s(
@@ -100,20 +150,8 @@ def _wait_s(
     return min(max(stale_after_s, waited_so_far), max_delay_s)
 
 
-def _park_exhausted(session: Session, now: datetime, max_attempts: int, limit: int) -> list[int]:
-    """Rows out of attempts whose last attempt's lease has run out (it never finished)."""
-    parked = list(
-        session.scalars(
-            select(InboxMessage.id)
-            .where(
-                InboxMessage.status == InboxStatus.PENDING,
-                InboxMessage.attempts >= max_attempts,
-                _is_due(now),
-            )
-            .order_by(InboxMessage.id)
-            .limit(limit)
-        )
-    )
+def _park(session: Session, parked: list[int], now: datetime) -> None:
+    """Park rows out of attempts whose last attempt's lease has run out (it never finished)."""
     if parked:
         session.execute(
             update(InboxMessage)
@@ -127,7 +165,6 @@ def _park_exhausted(session: Session, now: datetime, max_attempts: int, limit: i
                 ),
             )
         )
-    return parked
 
 
 def replay(session: Session, inbox_id: int, now: datetime) -> bool:

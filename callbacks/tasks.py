@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery, shared_task
 
 from callbacks.processing import LEASE_S, Catalog, process_message, run_follow_up
-from callbacks.relay import plan_relay
+from callbacks.relay import run_relay
 from models.base import utcnow
 from worker.celery_app import URGENT_PRIORITY  # notifications overtake rolling work
 from worker.runtime import Runtime, get_runtime
@@ -119,7 +119,7 @@ def _relay_inbox(
     runtime = get_runtime()
     settings = runtime.settings
     with runtime.sessions.begin() as session:
-        plan = plan_relay(
+        plan = run_relay(
             session,
             now=now or utcnow(),
             stale_after_s=stale_after_s,

@@ -201,7 +201,7 @@ def test_a_worker_killed_while_processing_a_row_runs_it_at_most_max_attempts_tim
 def test_an_exhausted_row_is_not_parked_while_its_last_attempt_may_still_run(
     app: Any, sessions: sessionmaker[Session], sent: Sent
 ) -> None:
-    from callbacks.relay import plan_relay
+    from callbacks.relay import run_relay
 
     with serving(app) as url:
         httpx.post(
@@ -219,7 +219,7 @@ def test_an_exhausted_row_is_not_parked_while_its_last_attempt_may_still_run(
         )
     for minutes in (1, 2):
         with sessions.begin() as session:
-            plan = plan_relay(
+            plan = run_relay(
                 session,
                 now=utcnow() + timedelta(minutes=minutes),
                 stale_after_s=60,
@@ -228,7 +228,7 @@ def test_an_exhausted_row_is_not_parked_while_its_last_attempt_may_still_run(
             )
         assert plan.parked == [] and plan.requeue == []
     with sessions.begin() as session:
-        plan = plan_relay(
+        plan = run_relay(
             session,
             now=utcnow() + timedelta(seconds=LEASE_S + 1),
             stale_after_s=60,
@@ -241,7 +241,7 @@ def test_an_exhausted_row_is_not_parked_while_its_last_attempt_may_still_run(
 def test_the_relay_selects_due_rows_before_applying_its_limit(
     app: Any, sessions: sessionmaker[Session], sent: Sent
 ) -> None:
-    from callbacks.relay import plan_relay
+    from callbacks.relay import run_relay
 
     with serving(app) as url:
         for product in range(6):
@@ -264,7 +264,7 @@ def test_the_relay_selects_due_rows_before_applying_its_limit(
         assert lost is not None
         lost.next_attempt_at = utcnow() - timedelta(seconds=1)
     with sessions.begin() as session:
-        plan = plan_relay(
+        plan = run_relay(
             session, now=utcnow(), stale_after_s=60, max_attempts=5, signature_ttl_s=600, limit=2
         )
     assert plan.requeue == [due]

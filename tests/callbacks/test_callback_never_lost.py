@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks.intake import SUCCESS
 from callbacks.processing import run_follow_up
-from callbacks.relay import plan_relay
+from callbacks.relay import run_relay
 from models.base import utcnow
 from models.orders import Order, OrderEvent, OrderRefund
 from tests.support.callbacks import (
@@ -499,7 +499,7 @@ def test_a_failed_trailing_refresh_is_retried_until_it_succeeds(
     assert row.status == "pending" and row.last_error and "trailing refresh" in row.last_error
     # The relay owns the retry: due after the back-off, re-queued, refreshed at once, done.
     with sessions.begin() as session:
-        plan = plan_relay(
+        plan = run_relay(
             session,
             now=utcnow() + timedelta(minutes=5),  # two attempts made: a 4-minute back-off
             stale_after_s=60,

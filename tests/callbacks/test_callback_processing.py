@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks.processing import run_follow_up
-from callbacks.relay import plan_relay, replay
+from callbacks.relay import replay, run_relay
 from models.base import utcnow
 from models.inbox import InboxMessage
 from models.orders import Order, OrderRefund
@@ -244,12 +244,12 @@ def test_relay_requeues_stale_rows_and_parks_exhausted_ones(
         run(sessions, exhausted, FakeCatalog(fail=True), max_attempts=5)
     run(sessions, done)
     with sessions.begin() as session:
-        fresh = plan_relay(
+        fresh = run_relay(
             session, now=utcnow(), stale_after_s=60, max_attempts=2, signature_ttl_s=600
         )
     assert fresh.requeue == [] and fresh.parked == []
     with sessions.begin() as session:
-        plan = plan_relay(
+        plan = run_relay(
             session,
             now=utcnow() + timedelta(minutes=5),  # past every row's next attempt time
             stale_after_s=60,
@@ -332,7 +332,7 @@ def _row(sessions: sessionmaker[Session], inbox_id: int) -> InboxMessage:
 
 def _relay(sessions: sessionmaker[Session], now: datetime, max_attempts: int = 5) -> list[int]:
     with sessions.begin() as session:
-        plan = plan_relay(
+        plan = run_relay(
             session, now=now, stale_after_s=60, max_attempts=max_attempts, signature_ttl_s=600
         )
     return plan.requeue

@@ -189,40 +189,35 @@ def _by_origin(name: str, help_text: str) -> Callable[[Callable[..., None]], cli
     return decorate
 
 
+def _call(use_case: Any, origin_order_id: str, as_json: bool) -> None:
+    """Run one order use case over a runtime built for this command, then print its outcome."""
+    runtime = _runtime()
+    try:
+        outcome = use_case(runtime.sessions, runtime.supplier, origin_order_id)
+    finally:
+        runtime.close()
+    _emit(outcome, as_json)
+
+
 @_by_origin("pay", "Pay an order awaiting payment (never an unknown or paid one).")
 def pay_command(origin_order_id: str, as_json: bool) -> None:
     from worker.orders.service import pay
 
-    runtime = _runtime()
-    try:
-        outcome = pay(runtime.sessions, runtime.supplier, origin_order_id)
-    finally:
-        runtime.close()
-    _emit(outcome, as_json)
+    _call(pay, origin_order_id, as_json)
 
 
 @_by_origin("cancel", "Cancel an order awaiting payment.")
 def cancel_command(origin_order_id: str, as_json: bool) -> None:
     from worker.orders.service import cancel
 
-    runtime = _runtime()
-    try:
-        outcome = cancel(runtime.sessions, runtime.supplier, origin_order_id)
-    finally:
-        runtime.close()
-    _emit(outcome, as_json)
+    _call(cancel, origin_order_id, as_json)
 
 
 @_by_origin("qrcodes", "The visitors' entry codes (PersonQrCodes); reconciles an unknown order.")
 def qrcodes_command(origin_order_id: str, as_json: bool) -> None:
     from worker.orders.service import qr_codes
 
-    runtime = _runtime()
-    try:
-        outcome = qr_codes(runtime.sessions, runtime.supplier, origin_order_id)
-    finally:
-        runtime.close()
-    _emit(outcome, as_json)
+    _call(qr_codes, origin_order_id, as_json)
 
 
 @_by_origin("show", "One order: status, quantities, vouchers (masked) and its history.")

@@ -406,6 +406,33 @@ def _schedule_reconcile(order: Order, now: datetime) -> None:
     )
 
 
+def _write_refused(
+    session: Session,
+    order: Order,
+    status: str,
+    action: str,
+    rejected: SupplierRejected | None,
+    unreachable: SupplierError | None,
+) -> Outcome:
+    """A write the supplier refused, or one that never left: recorded in the history, and the
+    refusal named (``supplier_create``, ``supplier_pay`` or ``supplier_unavailable``)."""
+    detail = (
+        _rejection(rejected) if rejected is not None else {"error": str(unreachable), "sent": False}
+    )
+    _move(session, order, status, source="call", action=action, detail=detail)
+    view = order_view(session, order)
+    if rejected is not None:
+        return Outcome(
+            "refused",
+            f"the supplier refused {action.capitalize()}: {mask(rejected.message)}",
+            f"supplier_{action}",
+            view,
+        )
+    return Outcome(
+        "refused", f"the supplier is unreachable: {unreachable}", "supplier_unavailable", view
+    )
+
+
 def _rejection(exc: SupplierRejected) -> dict[str, Any]:
     return {"code": exc.code, "message": mask(exc.message), "log_id": exc.log_id}
 
@@ -563,26 +590,7 @@ def place(
                 view,
             )
         if rejected is not None or unreachable is not None:
-            detail = (
-                _rejection(rejected)
-                if rejected is not None
-                else {"error": str(unreachable), "sent": False}
-            )
-            _move(session, order, lc.REJECTED, source="call", action="create", detail=detail)
-            view = order_view(session, order)
-            if rejected is not None:
-                return Outcome(
-                    "refused",
-                    f"the supplier refused Create: {mask(rejected.message)}",
-                    "supplier_create",
-                    view,
-                )
-            return Outcome(
-                "refused",
-                f"the supplier is unreachable: {unreachable}",
-                "supplier_unavailable",
-                view,
-            )
+            return _write_refused(session, order, lc.REJECTED, "create", rejected, unreachable)
         assert result is not None
         attach_supplier_order(session, order, result.order_id, source="call")
         target = lc.from_supplier_status(result.order_status)
@@ -699,26 +707,7 @@ def pay(
                 order_view(session, order),
             )
         if rejected is not None or unreachable is not None:
-            detail = (
-                _rejection(rejected)
-                if rejected is not None
-                else {"error": str(unreachable), "sent": False}
-            )
-            _move(session, order, lc.AWAITING_PAYMENT, source="call", action="pay", detail=detail)
-            view = order_view(session, order)
-            if rejected is not None:
-                return Outcome(
-                    "refused",
-                    f"the supplier refused Pay: {mask(rejected.message)}",
-                    "supplier_pay",
-                    view,
-                )
-            return Outcome(
-                "refused",
-                f"the supplier is unreachable: {unreachable}",
-                "supplier_unavailable",
-                view,
-            )
+            return _write_refused(session, order, lc.AWAITING_PAYMENT, "pay", rejected, unreachable)
         assert result is not None
         order.pay_money = result.pay_money
         _keep_vouchers(order, result)
