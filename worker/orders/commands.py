@@ -140,24 +140,25 @@ def order() -> None:
     """Orders through the supplier: checked first, never sent twice, one ledger."""
 
 
+def _book(use_case: Any, wanted: OrderRequest, as_json: bool) -> None:
+    """Run ``verify`` or ``place`` for a booking over a runtime built for this command."""
+    runtime = _runtime()
+    try:
+        outcome = use_case(
+            runtime.sessions, runtime.supplier, wanted, use_verify=runtime.settings.order_verify
+        )
+    finally:
+        runtime.close()
+    _emit(outcome, as_json)
+
+
 @order.command("verify")
 @_booking
 def verify_command(as_json: bool, **booking: Any) -> None:
     """Run every check (and the supplier's Verify unless ORDER_VERIFY=false); place nothing."""
     from worker.orders.service import verify
 
-    wanted = _request(**booking)
-    runtime = _runtime()
-    try:
-        outcome = verify(
-            runtime.sessions,
-            runtime.supplier,
-            wanted,
-            use_verify=runtime.settings.order_verify,
-        )
-    finally:
-        runtime.close()
-    _emit(outcome, as_json)
+    _book(verify, _request(**booking), as_json)
 
 
 @order.command("create")
@@ -166,18 +167,7 @@ def create_command(as_json: bool, **booking: Any) -> None:
     """Check, verify and create an order (Create is sent once)."""
     from worker.orders.service import place
 
-    wanted = _request(**booking)
-    runtime = _runtime()
-    try:
-        outcome = place(
-            runtime.sessions,
-            runtime.supplier,
-            wanted,
-            use_verify=runtime.settings.order_verify,
-        )
-    finally:
-        runtime.close()
-    _emit(outcome, as_json)
+    _book(place, _request(**booking), as_json)
 
 
 def _by_origin(name: str, help_text: str) -> Callable[[Callable[..., None]], click.Command]:

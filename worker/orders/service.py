@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -764,44 +764,26 @@ def cancel(
     try:
         supplier.cancel_order(supplier_order_id)
     except SupplierOutcomeUnknown as exc:
-        with sessions.begin() as session:
-            order = _lock(session, origin_order_id)
-            assert order is not None
-            _history(
-                session,
-                order,
-                source="call",
-                action="cancel",
-                outcome="lost",
-                before=order.status,
-                detail={"error": str(exc)},
-            )
-            return Outcome(
+        return _cancel_not_done(
+            sessions,
+            origin_order_id,
+            ("lost", {"error": str(exc)}),
+            Outcome(
                 "unknown",
                 "Cancel was sent but its answer was lost; run it again "
                 "(cancelling twice is refused by the supplier, never harmful)",
                 "outcome_unknown",
-                order_view(session, order),
-            )
+            ),
+        )
     except SupplierRejected as exc:
-        with sessions.begin() as session:
-            order = _lock(session, origin_order_id)
-            assert order is not None
-            _history(
-                session,
-                order,
-                source="call",
-                action="cancel",
-                outcome="refused",
-                before=order.status,
-                detail=_rejection(exc),
-            )
-            return Outcome(
-                "refused",
-                f"the supplier refused Cancel: {mask(exc.message)}",
-                "supplier_cancel",
-                order_view(session, order),
-            )
+        return _cancel_not_done(
+            sessions,
+            origin_order_id,
+            ("refused", _rejection(exc)),
+            Outcome(
+                "refused", f"the supplier refused Cancel: {mask(exc.message)}", "supplier_cancel"
+            ),
+        )
     except SupplierUnavailable as exc:
         return Outcome("refused", f"the supplier is unreachable: {exc}", "supplier_unavailable")
     with sessions.begin() as session:
@@ -809,6 +791,29 @@ def cancel(
         assert order is not None
         _move(session, order, lc.CANCELLED, source="call", action="cancel")
         return Outcome("done", "cancelled", order=order_view(session, order))
+
+
+def _cancel_not_done(
+    sessions: sessionmaker[Session],
+    origin_order_id: str,
+    history: tuple[str, dict[str, Any]],
+    outcome: Outcome,
+) -> Outcome:
+    """A Cancel refused or with its answer lost: recorded in the history, the order unchanged."""
+    with sessions.begin() as session:
+        order = _lock(session, origin_order_id)
+        assert order is not None
+        result, detail = history
+        _history(
+            session,
+            order,
+            source="call",
+            action="cancel",
+            outcome=result,
+            before=order.status,
+            detail=detail,
+        )
+        return replace(outcome, order=order_view(session, order))
 
 
 def refund(
