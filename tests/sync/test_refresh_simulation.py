@@ -111,17 +111,22 @@ def pareto_demand(seed: int, alpha: float = 1.2) -> list[float]:
 
 
 def test_adaptive_is_clearly_fresher_than_uniform_on_a_pareto_mix() -> None:
-    rates = pareto_rates(14)
-    gain, uniform, adaptive = compare(rates, pareto_demand(15), seed=1)
-    flat_gain, flat_uniform, flat_adaptive = compare(rates, [1.0] * PRODUCTS, seed=1)
+    # The gain comes mostly from demand: with equal demand, knowing the rates buys only a few
+    # percent here (even exact rates give about 1.05-1.10 on such mixes, because the ceiling
+    # keeps the cold products' visits). With Pareto demand the gain over seeds 0-4 of this
+    # set-up ranged 1.3-4.4, higher the more a few products dominate demand; seed 0 is the
+    # low end.
+    rates = pareto_rates(100)
+    gain, uniform, adaptive = compare(rates, pareto_demand(200), seed=0)
+    flat_gain, flat_uniform, flat_adaptive = compare(rates, [1.0] * PRODUCTS, seed=0)
     print(
         f"pareto change intervals (1.5, mean 6 h), pareto demand (1.2), 1 visit/h per product: "
         f"demand-weighted stale share uniform={uniform.stale_share:.3f} "
         f"adaptive={adaptive.stale_share:.3f} gain={gain:.2f} "
         f"(requests {uniform.requests} vs {adaptive.requests}); equal demand: "
-        f"{flat_uniform.stale_share:.3f} vs {flat_adaptive.stale_share:.3f} gain={flat_gain:.2f}"
+        f"{flat_uniform.stale_share:.3f} vs {flat_adaptive.stale_share:.3f} gain={flat_gain:.3f}"
     )
-    assert gain >= 1.4
+    assert gain >= 1.25
     assert flat_gain >= 0.95
 
 
