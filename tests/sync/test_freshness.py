@@ -114,6 +114,14 @@ def test_shrinkage_fades_as_history_grows() -> None:
     assert errors[3] < 0.15
 
 
+def test_a_catalog_that_never_changed_pulls_toward_zero() -> None:
+    history = [Observation(HOUR, i == 0) for i in range(5)]
+    assert 0 < estimate_change_rate(history, 0.0) < mle_change_rate(history)
+    assert estimate_change_rate([], 0.0) == 0
+    with pytest.raises(ValueError):
+        estimate_change_rate(history, -1.0)
+
+
 def test_no_prior_weight_is_the_plain_estimate() -> None:
     history = polls(random.Random(3), 1 / HOUR, 40)
     assert estimate_change_rate(history, 5 / HOUR, prior_observations=0) == pytest.approx(

@@ -148,10 +148,11 @@ def estimate_change_rate(
     if prior_rate < 0 or not math.isfinite(prior_rate):
         raise ValueError("prior_rate must be finite and not negative")
     terms = _terms(observations)
+    if prior_interval_s is None and terms:
+        prior_interval_s = sum(term.interval_s for term in terms) / len(terms)
     if prior_observations > 0 and prior_rate > 0:
         if prior_interval_s is None:
-            intervals = [term.interval_s for term in terms]
-            prior_interval_s = sum(intervals) / len(intervals) if intervals else 1 / prior_rate
+            prior_interval_s = 1 / prior_rate
         p_change = -math.expm1(-prior_rate * prior_interval_s)
         terms.append(
             _Term(
@@ -162,6 +163,7 @@ def estimate_change_rate(
         )
     elif prior_observations > 0:
         # A prior of "never changes": pseudo-polls that saw nothing.
+        # Without history the estimate is 0 whatever the pseudo-polls' length.
         terms.append(_Term(prior_interval_s or 1.0, 0.0, prior_observations))
     return _solve(terms)
 

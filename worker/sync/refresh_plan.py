@@ -149,8 +149,9 @@ def adaptive_plan(
 ) -> RefreshPlan:
     """Intervals that maximise expected weighted freshness for ``budget_per_s`` requests/s.
 
-    Spends the budget exactly (within 0.01%) unless the clamps forbid it: all at the ceiling
-    already cost more (``is_over_budget``), or all at ``min_interval_s`` cost less.
+    Spends the budget (within 0.01%) unless the clamps forbid it: all at the ceiling already
+    cost more (``is_over_budget``), all at ``min_interval_s`` cost less, or nothing changes
+    (every product at the ceiling).
     """
     low, high = _bounds(budget_per_s, max_age_s, min_interval_s)
     if not products:
