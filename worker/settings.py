@@ -108,6 +108,10 @@ class Settings(ReadApiSettings):
     product_pass_interval_s: float = Field(default=600.0, gt=0)
     price_refresh_interval_s: float = Field(default=60.0, gt=0)
     deauthorize_max_share: float = Field(default=0.2, ge=0, le=1)
+    # The adaptive refresh (in progress, not read yet): the share of SUPPLIER_RATE_LIMIT spent on
+    # background price refreshes, and how it is spread (worker.sync.refresh_plan).
+    price_refresh_share: float = Field(default=0.5, gt=0, le=1)
+    price_refresh_policy: Literal["adaptive", "uniform"] = "adaptive"
 
     # Callbacks.
     callback_url: str | None = None  # the notify URL the supplier posts to (doctor probes it)
@@ -119,6 +123,11 @@ class Settings(ReadApiSettings):
     callback_body_timeout_s: float = Field(default=5.0, gt=0, le=60)
     inbox_max_attempts: int = Field(default=5, ge=1, le=20)
     product_notice_coalesce_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("price_refresh_policy", mode="before")
+    @classmethod
+    def _lower_policy(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("zzy_base_url")
     @classmethod

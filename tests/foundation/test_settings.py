@@ -33,6 +33,8 @@ def test_defaults_are_the_embedded_mode(env: pytest.MonkeyPatch) -> None:
     assert settings.callback_signing_path == "/callbacks/zzy"
     assert settings.price_window_days == 60
     assert settings.price_max_age == timedelta(hours=6)
+    assert settings.price_refresh_share == 0.5
+    assert settings.price_refresh_policy == "adaptive"
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
@@ -54,6 +56,9 @@ def test_each_missing_setting_is_named(env: pytest.MonkeyPatch, name: str) -> No
         ("CALLBACK_PATH", "callbacks/zzy"),
         ("PRICE_MAX_AGE", "often"),
         ("SUPPLIER_RATE_LIMIT", "0"),
+        ("PRICE_REFRESH_SHARE", "0"),
+        ("PRICE_REFRESH_SHARE", "1.5"),
+        ("PRICE_REFRESH_POLICY", "fastest"),
     ],
 )
 def test_malformed_setting_is_named(env: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -66,6 +71,11 @@ def test_sign_key_never_prints(env: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert "zzy-sandbox-signkey" not in repr(settings)
     assert "zzy-sandbox-signkey" not in str(settings.model_dump())
+
+
+def test_price_refresh_policy_is_case_insensitive(env: pytest.MonkeyPatch) -> None:
+    env.setenv("PRICE_REFRESH_POLICY", " Uniform")
+    assert load_settings().price_refresh_policy == "uniform"
 
 
 def test_price_max_age_accepts_seconds(env: pytest.MonkeyPatch) -> None:
