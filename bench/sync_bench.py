@@ -71,6 +71,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _time_calls(module: Any, *names: str) -> list[float]:
+    """Wrap functions of ``module`` to sum the CPU time of the calling thread spent in them."""
+    spent = [0.0]
+
+    def timed(call: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            begun = time.thread_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[0] += time.thread_time() - begun
+
+        return wrapper
+
+    for name in names:
+        setattr(module, name, timed(getattr(module, name)))
+    return spent
+
+
 def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """One phase in this (child) process; returns its measurements."""
     import httpx
@@ -111,17 +130,8 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     def count(*_: Any) -> None:
         statements[0] += 1
 
-    resolve = prices_module.price_content
-    resolver_cpu = [0.0]
-
-    def timed_resolve(*a: Any, **k: Any) -> Any:
-        begun = time.thread_time()
-        try:
-            return resolve(*a, **k)
-        finally:
-            resolver_cpu[0] += time.thread_time() - begun
-
-    prices_module.price_content = timed_resolve  # type: ignore[assignment]
+    resolver_cpu = _time_calls(prices_module, "price_content")
+    store_cpu = _time_calls(prices_module, "_store_batch", "_store")
     options: dict[str, Any] = {"batched": False} if args.per_product else {}
     statements[0] = 0
     rss_before = _peak_rss_mb()
@@ -154,6 +164,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_s": cpu_s,
         "pass_cpu_s": pass_cpu_s,
         "resolver_cpu_s": resolver_cpu[0],
+        "store_cpu_s": store_cpu[0],
         "statements": statements[0],
         "rss_peak_mb": rss_peak,
         "rss_growth_mb": rss_peak - rss_before,
@@ -256,6 +267,7 @@ def _cpu_line(name: str, m: dict[str, Any], products: int) -> str:
         f"{name:<22} | {1000 * m['cpu_s'] / products:6.2f} | "
         f"{1000 * m['pass_cpu_s'] / products:6.2f} | "
         f"{1000 * m['resolver_cpu_s'] / products:6.2f} ({m['resolver_cpu_s'] / m['cpu_s']:4.0%}) | "
+        f"{1000 * m['store_cpu_s'] / products:6.2f} ({m['store_cpu_s'] / m['cpu_s']:4.0%}) | "
         f"{m['statements'] / products:6.2f} | {m['rss_peak_mb']:6.1f}"
     )
 
@@ -271,6 +283,7 @@ def _print_cpu(
     n = args.products
     header = (
         "full sync at 0 ms        | CPU ms/product | of it product pass | of it resolver (share) | "
+        "of it price store (share) | "
         "statements/product | peak RSS MB"
     )
     print(f"\n{header}\n{'-' * len(header)}")
