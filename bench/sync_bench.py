@@ -8,6 +8,15 @@ For each supplier latency: a full sync (every page, then one price call per prod
 Each phase runs in its own child process, so its peak RSS is its own; the sandbox serves from
 this parent process. The client runs without a rate limiter (we measure our overhead, not the
 configured budget: at SUPPLIER_RATE_LIMIT=20/s a 10,000-product price sweep takes >= 500 s).
+
+A second table gives the full sync at 0 ms latency as process CPU per product (the child's,
+every thread; the sandbox's is the parent's), with the product pass, the price resolver
+(``price_content``) and the price store (CPU of the calling thread), statements per product
+and peak RSS. ``--per-product`` adds the same full sync with the one-product-at-a-time store
+into a fresh database, and prints the ratios. On SQLite the full sync runs without the write
+triggers (they would double SQLite's work), so its rows written show as "-".
+
+    .venv/bin/python bench/sync_bench.py --products 2000 --latencies 0 --per-product
 """
 
 from __future__ import annotations
