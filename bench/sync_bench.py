@@ -8,6 +8,15 @@ For each supplier latency: a full sync (every page, then one price call per prod
 Each phase runs in its own child process, so its peak RSS is its own; the sandbox serves from
 this parent process. The client runs without a rate limiter (we measure our overhead, not the
 configured budget: at SUPPLIER_RATE_LIMIT=20/s a 10,000-product price sweep takes >= 500 s).
+
+A second table gives the full sync at 0 ms latency as process CPU per product (the child's,
+every thread; the sandbox's is the parent's), with the product pass, the price resolver
+(``price_content``) and the price store (CPU of the calling thread), statements per product
+and peak RSS. ``--per-product`` adds the same full sync with the one-product-at-a-time store
+into a fresh database, and prints the ratios. On SQLite the full sync runs without the write
+triggers (they would double SQLite's work), so its rows written show as "-".
+
+    .venv/bin/python bench/sync_bench.py --products 2000 --latencies 0 --per-product
 """
 
 from __future__ import annotations
@@ -71,6 +80,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _time_calls(module: Any, *names: str) -> list[float]:
+    """Wrap functions of ``module`` to sum the CPU time of the calling thread spent in them."""
+    spent = [0.0]
+
+    def timed(call: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            begun = time.thread_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[0] += time.thread_time() - begun
+
+        return wrapper
+
+    for name in names:
+        setattr(module, name, timed(getattr(module, name)))
+    return spent
+
+
 def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """One phase in this (child) process; returns its measurements."""
     import httpx
@@ -83,10 +111,12 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     engine = make_engine(args.database_url)
     sessions = make_session_factory(engine)
     is_sqlite = engine.dialect.name == "sqlite"
-    if is_sqlite:
+    # Triggers would double SQLite's work in the CPU figure: a full sync runs without them.
+    count_writes = not is_sqlite or args.count_writes
+    before: dict[str, set[tuple[str, str]]] = {}
+    if is_sqlite and count_writes:
         _install_triggers(engine)
-        before: dict[str, set[tuple[str, str]]] = {}
-    else:
+    elif count_writes:
         before = _row_versions(engine)
     client = SupplierClient(
         httpx.Client(
@@ -99,16 +129,34 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         page_size=args.page_size,
         price_concurrency=args.concurrency,
     )
+    import sqlalchemy as sa
+
+    import worker.sync.prices as prices_module
+
+    statements = [0]
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def count(*_: Any) -> None:
+        statements[0] += 1
+
+    resolver_cpu = _time_calls(prices_module, "price_content")
+    store_cpu = _time_calls(prices_module, "_store_batch", "_store")
+    options: dict[str, Any] = {"batched": False} if args.per_product else {}
+    statements[0] = 0
     rss_before = _peak_rss_mb()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     result = sync_products(sessions, client)
     pass_s = time.perf_counter() - started
-    prices = refresh_many(sessions, client, result.price_due, window_days=args.window)
+    pass_cpu_s = time.process_time() - cpu_started
+    prices = refresh_many(sessions, client, result.price_due, window_days=args.window, **options)
     total_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu_started
     rss_peak = _peak_rss_mb()
-    if is_sqlite:
+    written: int | None = None
+    if is_sqlite and count_writes:
         written = _sqlite_writes(engine)
-    else:
+    elif count_writes:
         after = _row_versions(engine)
         written = sum(len(after[t] - before[t]) for t in TABLES)  # new row versions
     client.close()
@@ -122,16 +170,29 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         "pass_s": pass_s,
         "seconds": total_s,
         "rows_written": written,
+        "cpu_s": cpu_s,
+        "pass_cpu_s": pass_cpu_s,
+        "resolver_cpu_s": resolver_cpu[0],
+        "store_cpu_s": store_cpu[0],
+        "statements": statements[0],
         "rss_peak_mb": rss_peak,
         "rss_growth_mb": rss_peak - rss_before,
     }
 
 
-def _child(args: argparse.Namespace, url: str, database_url: str) -> dict[str, Any]:
+def _child(
+    args: argparse.Namespace,
+    url: str,
+    database_url: str,
+    *,
+    per_product: bool = False,
+    count_writes: bool = False,
+) -> dict[str, Any]:
     command = [
         sys.executable, __file__, "--phase", "--url", url, "--database-url", database_url,
         "--window", str(args.window), "--concurrency", str(args.concurrency),
-        "--page-size", str(args.page_size),
+        "--page-size", str(args.page_size), *(["--per-product"] if per_product else []),
+        *(["--count-writes"] if count_writes else []),
     ]  # fmt: skip
     output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
@@ -167,7 +228,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="price calls in flight")
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file per run")
+    parser.add_argument(
+        "--per-product",
+        action="store_true",
+        help="also run the full sync storing one product at a time",
+    )
     parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count-writes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -177,6 +244,7 @@ def main() -> None:
     from supplier_sandbox.server import SandboxConfig, start_sandbox
 
     rows: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
+    baseline: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as folder:
         for latency in (float(x) for x in args.latencies.split(",")):
             config = SandboxConfig(
@@ -189,9 +257,54 @@ def main() -> None:
                 print(
                     f"latency {latency:.0f} ms: incremental pass ...", file=sys.stderr, flush=True
                 )
-                incremental = _child(args, sandbox.url, database_url)
+                incremental = _child(args, sandbox.url, database_url, count_writes=True)
+                if args.per_product and latency == 0 and baseline is None:
+                    print("latency 0 ms: full sync, per product ...", file=sys.stderr, flush=True)
+                    database_url = _fresh_database(args.database_url, Path(folder), -1)
+                    baseline = _child(args, sandbox.url, database_url, per_product=True)
             rows.append((latency, full, incremental))
     _print_table(args, rows)
+    _print_cpu(args, rows, baseline)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _cpu_line(name: str, m: dict[str, Any], products: int) -> str:
+    return (
+        f"{name:<22} | {1000 * m['cpu_s'] / products:6.2f} | "
+        f"{1000 * m['pass_cpu_s'] / products:6.2f} | "
+        f"{1000 * m['resolver_cpu_s'] / products:6.2f} ({m['resolver_cpu_s'] / m['cpu_s']:4.0%}) | "
+        f"{1000 * m['store_cpu_s'] / products:6.2f} ({m['store_cpu_s'] / m['cpu_s']:4.0%}) | "
+        f"{m['statements'] / products:6.2f} | {m['rss_peak_mb']:6.1f}"
+    )
+
+
+def _print_cpu(
+    args: argparse.Namespace,
+    rows: list[tuple[float, dict[str, Any], dict[str, Any]]],
+    baseline: dict[str, Any] | None,
+) -> None:
+    full = next((f for latency, f, _ in rows if latency == 0), None)
+    if full is None:
+        return
+    n = args.products
+    header = (
+        "full sync at 0 ms        | CPU ms/product | of it product pass | of it resolver (share) | "
+        "of it price store (share) | "
+        "statements/product | peak RSS MB"
+    )
+    print(f"\n{header}\n{'-' * len(header)}")
+    print(_cpu_line("batched (default)", full, n))
+    if baseline is not None:
+        print(_cpu_line("per product", baseline, n))
+        print(
+            f"\nfull_sync_cpu_ms_per_product {1000 * full['cpu_s'] / n:.2f} "
+            f"(per product: {1000 * baseline['cpu_s'] / n:.2f}, "
+            f"ratio {baseline['cpu_s'] / full['cpu_s']:.2f}x cheaper); statements "
+            f"{baseline['statements'] / max(full['statements'], 1):.1f}x fewer"
+        )
 
 
 def _print_table(
@@ -219,7 +332,7 @@ def _print_table(
             print(
                 f"{latency:5.0f}ms | {name:<11} | {m['outcome']:<7} | {m['requests']:8d} | {minimum:7d} | "
                 f"{m['requests'] / minimum:7.3f} | {m['seconds']:6.2f} | {m['pass_s']:6.2f} | "
-                f"{m['rows_written']:12d} | {m['rss_peak_mb']:8.1f} (+{m['rss_growth_mb']:.1f}){'':>7} | {ratio}"
+                f"{_count(m['rows_written']):>12} | {m['rss_peak_mb']:8.1f} (+{m['rss_growth_mb']:.1f}){'':>7} | {ratio}"
             )
 
 

@@ -232,6 +232,31 @@ def test_invalid_product_is_quarantined_and_its_last_good_row_stays(
         assert session.scalar(select(func.count()).select_from(QuarantinedProduct)) == 0
 
 
+def test_one_upsert_writes_its_fresh_rows_and_skips_only_the_stale_ones(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    """The rows of a page go to the database together: the guard is per row, not per statement."""
+    sync_products(session_factory, supplier)
+    ids = sandbox.state.catalog.authorized_ids()[:6]
+    payloads = {pid: sandbox.state.catalog.product(pid) for pid in ids}
+    fetched_before = clock_for(session_factory).now()
+    newer = ids[1::2]
+    for pid in newer:
+        sandbox.state.catalog.bump_version(pid, {"ProductName": "新"})
+        assert sync_one_product(session_factory, supplier, pid) == "updated"
+    now = stored(session_factory, ids[0]).updated_at
+
+    with session_factory.begin() as session:
+        rows = [
+            product_row(Product.model_validate(payloads[pid]), payloads[pid], now, fetched_before)
+            for pid in ids
+        ]
+        written = upsert_products(session, rows)
+
+    assert written == set(ids) - set(newer)
+    assert {pid for pid in ids if stored(session_factory, pid).product_name == "新"} == set(newer)
+
+
 def test_older_fetch_never_overwrites_newer_whatever_the_version(
     session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
 ) -> None:

@@ -20,9 +20,9 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -110,6 +110,204 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
             )
         )
     return plan.is_change
+
+
+_HELD_COLUMNS = (
+    Product.product_id,
+    Product.version,
+    Product.prices_hash,
+    Product.prices_fetched_at,
+    Product.prices_attempted_at,
+    Product.prices_window_start,
+    Product.prices_window_end,
+)
+
+
+def _store_batch(
+    session: Session, fetches: Sequence[tuple[int, PriceContent]], now: datetime
+) -> int:
+    """Store many products' fetches with a few statements per batch; the number that changed.
+
+    The same decisions as ``_store`` one product at a time (every guard is the planner's),
+    under the row locks of the whole batch taken in id order; product ids are distinct.
+    """
+    ids = sorted(product_id for product_id, _ in fetches)
+    rows = {
+        row.product_id: row
+        for row in session.execute(
+            select(*_HELD_COLUMNS)
+            .where(Product.product_id.in_(ids))
+            .order_by(Product.product_id)
+            .with_for_update()
+        )
+    }
+    held: dict[int, HeldPrices] = {
+        pid: HeldPrices(
+            row.prices_hash, (row.prices_window_start, row.prices_window_end), row.prices_fetched_at
+        )
+        for pid, row in rows.items()
+    }
+    wanted = [
+        pid for pid, content in fetches if pid in held and needs_held_keys(held[pid], content)
+    ]
+    held_keys = _held_keys_many(session, wanted)
+    writes = _BatchWrites()
+    stamps: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for product_id, content in fetches:
+        row = rows.get(product_id)
+        if row is None:
+            continue
+        plan = plan_prices(held[product_id], content, held_keys.get(product_id))
+        if plan.action is PriceAction.OLDER:
+            log.info("prices of product %s: a later fetch is already stored", product_id)
+            continue
+        writes.add(product_id, content, plan, held[product_id].complete_window)
+        stamps.append(
+            {
+                "product_id": product_id,
+                "prices_refreshed_at": now,
+                "prices_error": None,
+                "prices_fetched_at": content.fetched_at,
+                "prices_attempted_at": max(
+                    row.prices_attempted_at or content.fetched_at, content.fetched_at
+                ),
+                "prices_hash": content.content_hash,
+                "prices_window_start": content.start,
+                "prices_window_end": content.end,
+            }
+        )
+        if plan.is_change:
+            changes.append(
+                {
+                    "product_id": product_id,
+                    "kind": ChangeKind.PRICES,
+                    "version": row.version,
+                    "created_at": now,
+                }
+            )
+    writes.apply(session)
+    if stamps:
+        session.execute(update(Product), stamps)  # by primary key, one executemany
+    if changes:
+        session.execute(insert(Change), changes)
+    return len(changes)
+
+
+@dataclass
+class _BatchWrites:
+    """The deletes and inserts of many products' plans, gathered to run a few statements."""
+
+    replaced: list[int] = field(default_factory=list)
+    rules_replaced: list[int] = field(default_factory=list)
+    moved: dict[tuple[date, date], list[int]] = field(default_factory=dict)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    days: list[dict[str, Any]] = field(default_factory=list)
+    seats: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        product_id: int,
+        content: PriceContent,
+        plan: PricePlan,
+        held_window: tuple[date, date] | None,
+    ) -> None:
+        if plan.action is PriceAction.MOVE_WINDOW and held_window is not None:
+            self.moved.setdefault((content.start, content.end), []).append(product_id)
+            first, last = held_window
+            self.days += _day_rows(
+                product_id, [d for d in content.days if not first <= d.day <= last]
+            )
+            self.seats += _seat_rows(
+                product_id, [s for s in content.seats if not first <= s.time <= last]
+            )
+            if plan.replace_rules:
+                self.rules_replaced.append(product_id)
+                self.rules += _rule_rows(product_id, content)
+        elif plan.action is PriceAction.REPLACE:
+            self.replaced.append(product_id)
+            self.rules += _rule_rows(product_id, content)
+            self.days += _day_rows(product_id, content.days)
+            self.seats += _seat_rows(product_id, content.seats)
+
+    def apply(self, session: Session) -> None:
+        """Every delete before any insert: a product is replaced, moved, or neither."""
+        if self.replaced:
+            for table in (PriceRuleRow, DailyPrice, TimedSession):
+                session.execute(delete(table).where(table.product_id.in_(self.replaced)))
+        if self.rules_replaced:
+            session.execute(
+                delete(PriceRuleRow).where(PriceRuleRow.product_id.in_(self.rules_replaced))
+            )
+        for (start, end), ids in self.moved.items():
+            for moved_table in (DailyPrice, TimedSession):
+                session.execute(
+                    delete(moved_table).where(
+                        moved_table.product_id.in_(ids),
+                        or_(moved_table.day < start, moved_table.day > end),
+                    )
+                )
+        for table, rows in (
+            (PriceRuleRow, self.rules),
+            (DailyPrice, self.days),
+            (TimedSession, self.seats),
+        ):
+            if rows:
+                session.execute(cast(Table, table.__table__).insert(), rows)
+
+
+def _held_keys_many(session: Session, product_ids: Sequence[int]) -> dict[int, PriceKeys]:
+    """``_held_keys`` for many products, three queries in all."""
+    if not product_ids:
+        return {}
+    rules: dict[int, list[Any]] = {pid: [] for pid in product_ids}
+    days: dict[int, list[Any]] = {pid: [] for pid in product_ids}
+    seats: dict[int, list[Any]] = {pid: [] for pid in product_ids}
+    for rule in session.execute(
+        select(
+            PriceRuleRow.product_id,
+            PriceRuleRow.price_type,
+            PriceRuleRow.begin_date,
+            PriceRuleRow.end_date,
+            PriceRuleRow.daily_stock,
+            PriceRuleRow.market_price,
+            PriceRuleRow.price,
+            PriceRuleRow.sale_price,
+            PriceRuleRow.booking_day,
+        )
+        .where(PriceRuleRow.product_id.in_(product_ids))
+        .order_by(PriceRuleRow.product_id, PriceRuleRow.position)
+    ):
+        rules[rule[0]].append(tuple(rule[1:]))
+    for day in session.execute(
+        select(
+            DailyPrice.product_id,
+            DailyPrice.day,
+            DailyPrice.price,
+            DailyPrice.sale_price,
+            DailyPrice.market_price,
+            DailyPrice.stock,
+            DailyPrice.booking_days,
+        )
+        .where(DailyPrice.product_id.in_(product_ids))
+        .order_by(DailyPrice.product_id, DailyPrice.day)
+    ):
+        days[day[0]].append(tuple(day[1:]))
+    for seat in session.execute(
+        select(
+            TimedSession.product_id,
+            TimedSession.day,
+            TimedSession.start_time,
+            TimedSession.end_time,
+            TimedSession.seats_code,
+            TimedSession.seats_num,
+        ).where(TimedSession.product_id.in_(product_ids))
+    ):
+        seats[seat[0]].append(tuple(seat[1:]))
+    return {
+        pid: PriceKeys(rules=rules[pid], days=days[pid], seats=sorted(seats[pid]))
+        for pid in product_ids
+    }
 
 
 def _apply(
@@ -201,7 +399,13 @@ def _replace_rules(session: Session, product_id: int, content: PriceContent) -> 
 
 
 def _insert_rules(session: Session, product_id: int, content: PriceContent) -> None:
-    rules: list[dict[str, Any]] = [
+    rules = _rule_rows(product_id, content)
+    if rules:
+        session.execute(insert(PriceRuleRow), rules)
+
+
+def _rule_rows(product_id: int, content: PriceContent) -> list[dict[str, Any]]:
+    return [
         {
             "product_id": product_id,
             "position": position,
@@ -216,14 +420,21 @@ def _insert_rules(session: Session, product_id: int, content: PriceContent) -> N
         }
         for position, rule in enumerate(content.calendar.daily_price_stock)
     ]
-    if rules:
-        session.execute(insert(PriceRuleRow), rules)
 
 
 def _insert_days(
     session: Session, product_id: int, days: Sequence[ResolvedDay], seats: Sequence[Seat]
 ) -> None:
-    day_rows = [
+    day_rows = _day_rows(product_id, days)
+    seat_rows = _seat_rows(product_id, seats)
+    if day_rows:
+        session.execute(insert(DailyPrice), day_rows)
+    if seat_rows:
+        session.execute(insert(TimedSession), seat_rows)
+
+
+def _day_rows(product_id: int, days: Sequence[ResolvedDay]) -> list[dict[str, Any]]:
+    return [
         {
             "product_id": product_id,
             "day": d.day,
@@ -235,7 +446,10 @@ def _insert_days(
         }
         for d in days
     ]
-    seat_rows = [
+
+
+def _seat_rows(product_id: int, seats: Sequence[Seat]) -> list[dict[str, Any]]:
+    return [
         {
             "product_id": product_id,
             "day": s.time,
@@ -246,10 +460,6 @@ def _insert_days(
         }
         for s in seats
     ]
-    if day_rows:
-        session.execute(insert(DailyPrice), day_rows)
-    if seat_rows:
-        session.execute(insert(TimedSession), seat_rows)
 
 
 def record_attempts(
@@ -327,11 +537,13 @@ def refresh_many(
     window_days: int = 60,
     on_done: Callable[[int], None] | None = None,
     chunk: int = 50,
+    batched: bool = True,
 ) -> PriceBatch:
     """Refresh many products in-process, fetching with the client's bounded concurrency.
 
     Stores ``chunk`` products per transaction (each product's replacement is still atomic),
-    which spares the embedded SQLite a connection and commit per product. A product whose
+    which spares the embedded SQLite a connection and commit per product; ``batched`` writes
+    the chunk with a few statements in all (``False``: a few per product, kept to compare). A product whose
     fetch fails (unreachable, rejected, or a calendar that does not validate) is counted in
     ``errors`` and recorded as attempted; the others are stored all the same.
     """
@@ -344,8 +556,11 @@ def refresh_many(
     def flush() -> None:
         with sessions.begin() as session:
             now = utcnow()
-            for product_id, content in pending:
-                batch.changed += _store(session, product_id, content, now)
+            if batched:
+                batch.changed += _store_batch(session, pending, now)
+            else:
+                for product_id, content in pending:
+                    batch.changed += _store(session, product_id, content, now)
             for product_id, started, error in failed:
                 record_attempts(session, [product_id], started, error)
         if on_done is not None:
@@ -363,6 +578,8 @@ def refresh_many(
             failed.append((product_id, started, str(fetched)))
         else:
             batch.refreshed += 1
+            if any(product_id == held for held, _ in pending):
+                flush()  # a batch holds one fetch per product: the later one sees the first
             pending.append((product_id, price_content(fetched, start, end, started)))
         if len(pending) + len(failed) >= chunk:
             flush()
