@@ -331,46 +331,7 @@ def _apply(
 
 def _held_keys(session: Session, product_id: int) -> PriceKeys:
     """What is stored for one product, in the form ``content_keys`` gives a fetch."""
-    rules = session.execute(
-        select(
-            PriceRuleRow.price_type,
-            PriceRuleRow.begin_date,
-            PriceRuleRow.end_date,
-            PriceRuleRow.daily_stock,
-            PriceRuleRow.market_price,
-            PriceRuleRow.price,
-            PriceRuleRow.sale_price,
-            PriceRuleRow.booking_day,
-        )
-        .where(PriceRuleRow.product_id == product_id)
-        .order_by(PriceRuleRow.position)
-    )
-    days = session.execute(
-        select(
-            DailyPrice.day,
-            DailyPrice.price,
-            DailyPrice.sale_price,
-            DailyPrice.market_price,
-            DailyPrice.stock,
-            DailyPrice.booking_days,
-        )
-        .where(DailyPrice.product_id == product_id)
-        .order_by(DailyPrice.day)
-    )
-    seats = session.execute(
-        select(
-            TimedSession.day,
-            TimedSession.start_time,
-            TimedSession.end_time,
-            TimedSession.seats_code,
-            TimedSession.seats_num,
-        ).where(TimedSession.product_id == product_id)
-    )
-    return PriceKeys(
-        rules=[tuple(r) for r in rules],  # type: ignore[misc]
-        days=[tuple(d) for d in days],  # type: ignore[misc]
-        seats=sorted(tuple(s) for s in seats),  # type: ignore[misc]
-    )
+    return _held_keys_many(session, [product_id])[product_id]
 
 
 def _move_window(
