@@ -143,7 +143,10 @@ def refund_order(origin_order_id: str) -> tuple[Response, int]:
     from worker.orders.service import refund
 
     body = _body(_Refund)
-    return _reply(refund(state().sessions, _supplier(), origin_order_id, body.count, body.vouchers))
+    supplier = _supplier()
+    if supplier is None:  # before the refund batch is written: nothing to reconcile later
+        return _unavailable()
+    return _reply(refund(state().sessions, supplier, origin_order_id, body.count, body.vouchers))
 
 
 @bp.get("/<origin_order_id>")
