@@ -39,10 +39,10 @@ from tests.support.callbacks import (
     run,
     stamps,
 )
-from tests.support.fuzz import FUZZ, lawful_notice
+from tests.support.fuzz import FUZZ, FUZZ_TIMEOUT_S, lawful_notice
 from worker.supplier.signing import AUTH_PUB, sign
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(FUZZ_TIMEOUT_S)
 
 MAX_BODY = 65536  # the default CALLBACK_MAX_BODY the test settings keep
 TOLERANCE_MS = 300_000

@@ -27,6 +27,8 @@ settings.register_profile(
     "callback-fuzz-deep", parent=settings.get_profile("callback-fuzz"), max_examples=2000
 )
 FUZZ = settings.get_profile(os.environ.get("CALLBACK_FUZZ_PROFILE", "callback-fuzz"))
+# pytest-timeout for a fuzz test: a quick run stays well under it; a deep one gets its time.
+FUZZ_TIMEOUT_S = max(180, 2 * FUZZ.max_examples)
 
 _order_ids = itertools.count(10_000)
 _pii_text = st.sampled_from(
