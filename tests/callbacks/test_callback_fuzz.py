@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,6 +68,18 @@ def _base(stamp: int) -> dict[str, str]:
     }
 
 
+def _signed_as(partner: int, stamp: int, key: str = SIGN_KEY) -> dict[str, str]:
+    """Headers correctly signed for another partner id or timestamp (only the window or the
+    partner check can refuse them)."""
+    token = sign(partner, stamp, PATH, key)
+    return {
+        "PartnerId": str(partner),
+        "Timestamp": str(stamp),
+        "Authorization": f"Bearer {AUTH_PUB}:{partner}:{token}",
+        "Content-Type": "application/json",
+    }
+
+
 def _with(stamp: int, **changes: str | None) -> dict[str, str]:
     values = _base(stamp)
     for name, value in changes.items():
@@ -90,9 +102,10 @@ def _flip_char(token: str, index: int) -> str:
     return token[:index] + alphabet[(current + 17) % 64] + token[index + 1 :]
 
 
-@st.composite
-def headers(draw: st.DrawFn) -> Headers:
-    stamp = next(stamps)
+def header_table(
+    stamp: int, flip_at: int = 5, keep: int = 10
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Every header mutation, signed at ``stamp``: (those that verify, those that do not)."""
     token = sign(PARTNER_ID, stamp, PATH, SIGN_KEY)
     pid = str(PARTNER_ID)
     valid: dict[str, dict[str, str]] = {
@@ -114,6 +127,7 @@ def headers(draw: st.DrawFn) -> Headers:
         "no-authorization": _with(stamp, Authorization=None),
         "nothing": {"Content-Type": "application/json"},
         "partner-other": _with(stamp, PartnerId="9259"),
+        "partner-other-signed": _signed_as(9259, stamp),
         "partner-empty": _with(stamp, PartnerId=""),
         "partner-word": _with(stamp, PartnerId="partner"),
         "partner-padded": _with(stamp, PartnerId="09258"),
@@ -123,9 +137,11 @@ def headers(draw: st.DrawFn) -> Headers:
         "partner-negative": _with(stamp, PartnerId="-9258"),
         "partner-huge": _with(stamp, PartnerId="9" * 400),
         "timestamp-stale": _with(stamp, Timestamp=str(stamp - TOLERANCE_MS - 120_000)),
-        "timestamp-future": _with(stamp, Timestamp=str(stamp + TOLERANCE_MS + 120_000)),
+        "timestamp-stale-signed": _signed_as(PARTNER_ID, stamp - TOLERANCE_MS - 120_000),
+        "timestamp-future-signed": _signed_as(PARTNER_ID, stamp + TOLERANCE_MS + 120_000),
+        "timestamp-epoch-signed": _signed_as(PARTNER_ID, 0),
         "timestamp-moved": _with(stamp, Timestamp=str(stamp + 1)),
-        "timestamp-seconds": _with(stamp, Timestamp=str(stamp // 1000)),
+        "timestamp-seconds-signed": _signed_as(PARTNER_ID, stamp // 1000),
         "timestamp-word": _with(stamp, Timestamp="now"),
         "timestamp-float": _with(stamp, Timestamp=f"{stamp}.0"),
         "timestamp-long": _with(stamp, Timestamp="9" * 40),
@@ -134,12 +150,8 @@ def headers(draw: st.DrawFn) -> Headers:
         "signature-other-path": _with(
             stamp, Authorization=_bearer(pid, sign(PARTNER_ID, stamp, "/callbacks/other", SIGN_KEY))
         ),
-        "signature-flipped": _with(
-            stamp, Authorization=_bearer(pid, _flip_char(token, draw(st.integers(0, 23))))
-        ),
-        "signature-truncated": _with(
-            stamp, Authorization=_bearer(pid, token[: draw(st.integers(0, len(token) - 2))])
-        ),
+        "signature-flipped": _with(stamp, Authorization=_bearer(pid, _flip_char(token, flip_at))),
+        "signature-truncated": _with(stamp, Authorization=_bearer(pid, token[:keep])),
         "signature-not-base64": _with(stamp, Authorization=_bearer(pid, "!!" + token[2:])),
         "signature-unpadded": _with(stamp, Authorization=_bearer(pid, token.rstrip("="))),
         "signature-urlsafe": _with(
@@ -159,7 +171,16 @@ def headers(draw: st.DrawFn) -> Headers:
         "scheme-missing": _with(stamp, Authorization=f"{AUTH_PUB}:{pid}:{token}"),
         "authorization-empty": _with(stamp, Authorization=""),
     }
-    verifies = draw(st.booleans())
+    return valid, refused
+
+
+@st.composite
+def headers(draw: st.DrawFn, verifies: bool | None = None) -> Headers:
+    valid, refused = header_table(
+        next(stamps), flip_at=draw(st.integers(0, 23)), keep=draw(st.integers(0, 26))
+    )
+    if verifies is None:
+        verifies = draw(st.booleans())
     table = valid if verifies else refused
     how = draw(st.sampled_from(sorted(table)))
     return Headers(table[how], verifies, how)
@@ -211,8 +232,27 @@ def _nest(value: Any, depth: int, as_list: bool) -> str:
     )
 
 
+MUTATIONS = (
+    "none",
+    "flip",
+    "truncate",
+    "duplicate",
+    "duplicate-slice",
+    "type-swap",
+    "drop-key",
+    "deep-nest",
+    "huge-number",
+    "duplicate-key",
+    "duplicate-envelope-key",
+    "encoding",
+    "oversize",
+    "at-limit",
+    "empty",
+)
+
+
 @st.composite
-def mutated_body(draw: st.DrawFn) -> tuple[str, bytes]:
+def mutated_body(draw: st.DrawFn, kinds: tuple[str, ...] = MUTATIONS) -> tuple[str, bytes]:
     service, body = draw(lawful_notice())
     as_string = draw(st.booleans())
     lawful = envelope(service, body, as_string=as_string)
@@ -220,27 +260,7 @@ def mutated_body(draw: st.DrawFn) -> tuple[str, bytes]:
     if any("\ud800" <= char <= "\udfff" for char in signed_body):
         signed_body = json.dumps(lawful)  # escaped, so the unmutated body stays valid UTF-8
     original = signed_body.encode()
-    how = draw(
-        st.sampled_from(
-            [
-                "none",
-                "flip",
-                "truncate",
-                "duplicate",
-                "duplicate-slice",
-                "type-swap",
-                "drop-key",
-                "deep-nest",
-                "huge-number",
-                "duplicate-key",
-                "duplicate-envelope-key",
-                "encoding",
-                "oversize",
-                "at-limit",
-                "empty",
-            ]
-        )
-    )
+    how = draw(st.sampled_from(kinds))
     keys = sorted(body)
     if how == "flip":
         data = bytearray(original)
@@ -378,6 +398,29 @@ def test_fuzz_signed_and_mutated_callbacks(
     mutation: tuple[str, bytes],
     resend: bool,
 ) -> None:
+    check_delivery(app, sessions, head, mutation, resend)
+
+
+@given(data=st.data())
+@settings(parent=FUZZ, max_examples=max(3, FUZZ.max_examples // 20))
+def test_fuzz_every_mutation_kind_under_a_verified_signature(
+    app: Flask, sessions: sessionmaker[Session], data: st.DataObject
+) -> None:
+    """Each kind in every example: the random mix above may miss one in a short run."""
+    for kind in MUTATIONS:
+        head = data.draw(headers(verifies=True), label=f"headers for {kind}")
+        mutation = data.draw(mutated_body(kinds=(kind,)), label=kind)
+        check_delivery(app, sessions, head, mutation, resend=False)
+
+
+def check_delivery(
+    app: Flask,
+    sessions: sessionmaker[Session],
+    head: Headers,
+    mutation: tuple[str, bytes],
+    resend: bool,
+) -> None:
+    """Send one (mutated) delivery, process what it stored, and check every property."""
     how, body = mutation
     client = app.test_client()
     before_counts, before_ledger = _counts(sessions), _ledger(sessions)
@@ -426,3 +469,23 @@ def test_fuzz_signed_and_mutated_callbacks(
         assert [_status(sessions, i) for i in new_ids] in ([], ["done"]), context
     if not new_ids:
         assert _ledger(sessions) == before_ledger, context
+
+
+def test_each_header_mutation_is_refused_or_accepted_as_labelled(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    """Every label once (the property test samples them): refusals store nothing."""
+    client = app.test_client()
+    body = json.dumps(envelope("order_product_notify", {"ProductId": 7, "Status": 3})).encode()
+    valid, refused = header_table(next(stamps))
+    for how in sorted(valid) + sorted(refused):
+        values = header_table(next(stamps))[0 if how in valid else 1][how]
+        before = _counts(sessions)
+        reply = client.post(PATH, data=body, headers=values)
+        if how in valid:
+            assert (reply.status_code, reply.get_json()) == (200, SUCCESS), how
+            assert _counts(sessions)[0] == before[0] + 1, how
+        else:
+            assert reply.status_code in (401, 403), (how, reply.status_code)
+            assert reply.get_json()["IsSuccess"] is False, how
+            assert _counts(sessions) == before, how

@@ -11,7 +11,7 @@ import itertools
 import os
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from tests.support.callbacks import ID_NUMBER, MOBILE
@@ -21,6 +21,9 @@ settings.register_profile(
     max_examples=60,
     deadline=None,
     derandomize=os.environ.get("CI") == "true",
+    # No shrinking: an example is a few database round trips, so shrinking one takes minutes;
+    # the failure message names the mutation and shows the body instead.
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 settings.register_profile(
