@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from catalog_api.docs import ASSETS as DOCS_ASSETS
 from catalog_api.params import DEFAULT_LIMIT, MAX_CALENDAR_DAYS, MAX_ID, MAX_LIMIT, MAX_WAIT_S
 from catalog_api.representations import PRODUCT_FIELDS
 
@@ -283,7 +282,6 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            **_docs_paths(),
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
@@ -384,54 +382,6 @@ def document() -> dict[str, Any]:
                     }
                 ),
             },
-        },
-    }
-
-
-def _docs_paths() -> dict[str, Any]:
-    return {
-        "/docs": {
-            "get": {
-                "operationId": "docs",
-                "summary": "Swagger UI for this document; never needs the token",
-                "security": [{}],
-                "responses": {
-                    "200": {
-                        "description": "the page",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/docs/static/{name}": {
-            "get": {
-                "operationId": "docs_asset",
-                "summary": "An asset of the docs page (swagger-ui-bundle); never needs the token",
-                "security": [{}],
-                "parameters": [
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "enum": sorted(DOCS_ASSETS)},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the asset",
-                        "content": {
-                            media: {"schema": {"type": "string"}}
-                            for media in (
-                                "text/css",
-                                "text/javascript",
-                                "application/javascript",
-                                "image/png",
-                            )
-                        },
-                    },
-                    "404": {"description": "no such asset", "content": _json("Error")},
-                },
-            }
         },
     }
 
