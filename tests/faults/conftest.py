@@ -61,7 +61,11 @@ def fault_db(private_pg: PrivatePostgres) -> Iterator[str]:
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
+    admin.dispose()
     yield url
+    admin = sa.create_engine(
+        private_pg.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
     try:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -94,7 +94,7 @@ class PrivatePostgres:
     def _options(self) -> str:
         return (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            "-c full_page_writes=off -c max_connections=300"
         )
 
     def start(self) -> None:
