@@ -141,9 +141,9 @@ def test_redis_restarted_during_a_pass_ends_it_cleanly_and_the_next_pass_converg
     assert wait_until(lambda: requests_to(fault_sandbox, PRODUCTS_PATH) >= 4, 60), (
         workers.log_tail()
     )
-    fault_redis.restart(down_s=2.0)  # queue, lock and rate bucket gone with it
     hit = latest_run(fault_sessions)
     assert hit is not None and hit[1] == "running", hit
+    fault_redis.restart(down_s=2.0)  # queue, lock and rate bucket gone with it
 
     # That pass ends: completed, or failed with its error on the run row; never left running.
     assert wait_until(lambda: ended(fault_sessions, hit[0]), 90), (

@@ -53,23 +53,23 @@ def service_env(
     sandbox_url: str, database_url: str, redis_url: str, **extra: str
 ) -> dict[str, str]:
     """The environment a worker or the web process runs with in the fault suite."""
-    return clean_env(
-        ZZY_BASE_URL=sandbox_url,
-        ZZY_PARTNER_ID=str(SANDBOX_PARTNER_ID),
-        ZZY_SIGN_KEY=SANDBOX_SIGN_KEY,
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        SUPPLIER_RATE_LIMIT="1000",
-        SUPPLIER_BURST="100",
-        READ_RETRIES="2",
-        HTTP_TIMEOUT_S="3",
-        HTTP_CONNECT_TIMEOUT_S="2",
-        PRICE_REFRESH_INTERVAL_S="1",
-        PRICE_BATCH_SIZE="500",
-        PASS_LOCK_TTL_S="3",
-        LOG_LEVEL="WARNING",
-        **extra,
-    )
+    values = {
+        "ZZY_BASE_URL": sandbox_url,
+        "ZZY_PARTNER_ID": str(SANDBOX_PARTNER_ID),
+        "ZZY_SIGN_KEY": SANDBOX_SIGN_KEY,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SUPPLIER_RATE_LIMIT": "1000",
+        "SUPPLIER_BURST": "100",
+        "READ_RETRIES": "2",
+        "HTTP_TIMEOUT_S": "3",
+        "HTTP_CONNECT_TIMEOUT_S": "2",
+        "PRICE_REFRESH_INTERVAL_S": "1",
+        "PRICE_BATCH_SIZE": "500",
+        "PASS_LOCK_TTL_S": "3",
+        "LOG_LEVEL": "WARNING",
+    }
+    return clean_env(**{**values, **extra})
 
 
 class CeleryWorkers:
