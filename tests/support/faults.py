@@ -135,8 +135,10 @@ class CeleryWorkers:
         self.processes = []
 
     def stop(self) -> None:
+        """At the end of a test: SIGKILL (a warm shutdown would wait for running tasks)."""
         for process in self.processes:
-            stop_group(process)
+            kill_group(process)
+            process.wait(timeout=10)
         self.processes = []
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -172,10 +174,10 @@ class Web:
             )
         self.log = logs / "web.log"
 
-    def kill_workers(self) -> int:
-        """SIGKILL gunicorn's worker processes (the master forks new ones)."""
+    def kill_workers(self, count: int = 2) -> int:
+        """SIGKILL up to ``count`` of gunicorn's worker processes (the master forks new ones)."""
         killed = 0
-        for pid in children(self.process.pid):
+        for pid in children(self.process.pid)[:count]:
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
