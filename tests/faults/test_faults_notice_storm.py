@@ -52,7 +52,7 @@ from tests.support.sync import assert_matches_truth, full_sync, make_client
 from worker.celery_app import create_celery
 from worker.supplier.signing import auth_headers, signature_bytes
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 ORDERS = 500  # three order notices each
 PRODUCT_NOTICES = 500
@@ -264,7 +264,7 @@ def test_notice_storm_with_gunicorn_kills_and_postgres_restarts_loses_nothing(
         # minutes) re-queues what a restart failed, until every row is done.
         wanted = {i for i in inbox_of.values() if i is not None}
         app = create_celery(make_settings(fault_sandbox.url, fault_db, redis_url=fault_redis.url))
-        undone = wait_done(fault_sessions, wanted, app, timeout=150)
+        undone = wait_done(fault_sessions, wanted, app, timeout=240)
         figures = {
             "faults_acked_lost": len(lost),
             "faults_applied_twice": applied_twice(fault_sessions),
