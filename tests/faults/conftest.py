@@ -25,6 +25,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.faults)
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_celery_app() -> Iterator[None]:
+    """The tests here make Celery apps on the private Redis (removed at the end of the session);
+    later tests must not find one of those as the process's current app."""
+    import worker.celery_app
+
+    before = worker.celery_app._app
+    yield
+    with worker.celery_app._lock:
+        worker.celery_app._app = before
+
+
 @pytest.fixture(scope="session")
 def private_pg() -> Iterator[PrivatePostgres]:
     """A PostgreSQL cluster of the suite's own, on a free port."""
