@@ -6,7 +6,8 @@ import datetime
 import itertools
 import random
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,8 @@ class Traffic:
         self.fault_kinds = fault_kinds
         self.shape_rng = random.Random(f"quirks-{seed}")  # for quirks that vary per answer
         self._counts: Counter[str] = Counter()
+        # When each recent request arrived (monotonic), for the peak rate a distributor reached.
+        self._arrivals: deque[float] = deque(maxlen=200_000)
         self._faults: list[Fault] = []
         self._fault_ids = itertools.count(1)
         self._log_ids = itertools.count(1)
@@ -51,19 +54,34 @@ class Traffic:
         """Record one request to a supplier path."""
         with self._lock:
             self._counts[path] += 1
+            self._arrivals.append(time.monotonic())
 
     def stats(self) -> dict[str, Any]:
-        """Requests received per path and in total since the last reset."""
+        """Requests received per path and in total since the last reset, and the most received
+        in any one second (``peak_per_s``: what a rate limit on the caller's side must bound)."""
         with self._lock:
             return {
                 "total": sum(self._counts.values()),
                 "by_path": dict(sorted(self._counts.items())),
+                "peak_per_s": self.peak(1.0),
             }
+
+    def peak(self, window_s: float) -> int:
+        """The most requests that arrived within any sliding window of ``window_s``."""
+        with self._lock:
+            arrivals = list(self._arrivals)
+        best, start = 0, 0
+        for end, at in enumerate(arrivals):
+            while at - arrivals[start] >= window_s:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def reset_stats(self) -> None:
         """Start counting from zero."""
         with self._lock:
             self._counts.clear()
+            self._arrivals.clear()
 
     # -- faults ------------------------------------------------------------------------------
 

@@ -103,6 +103,10 @@ def create_celery(settings: Settings, *, queue: str = QUEUE, set_as_current: boo
         broker_connection_retry_on_startup=True,
         # kombu's SQLAlchemy transport hands these to create_engine, so Redis only.
         broker_transport_options=REDIS_TRANSPORT_OPTIONS if settings.redis_url else {},
+        # A worker must outlive a Redis restart (see worker.broker); rediss:// keeps kombu's own.
+        broker_transport=(
+            "worker.broker:Transport" if (settings.redis_url or "").startswith("redis://") else None
+        ),
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
         beat_scheduler="worker.celery_app:SingleBeatScheduler",

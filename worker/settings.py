@@ -108,6 +108,9 @@ class Settings(ReadApiSettings):
     product_pass_interval_s: float = Field(default=600.0, gt=0)
     price_refresh_interval_s: float = Field(default=60.0, gt=0)
     deauthorize_max_share: float = Field(default=0.2, ge=0, le=1)
+    # The product-pass lock's expiry. Its holder renews it every third of this, so it bounds
+    # only how long a killed holder blocks the next pass, not how long a pass may run.
+    pass_lock_ttl_s: float = Field(default=60.0, gt=0)
     # The adaptive refresh (in progress, not read yet): the share of SUPPLIER_RATE_LIMIT spent on
     # background price refreshes, and how it is spread (worker.sync.refresh_plan).
     price_refresh_share: float = Field(default=0.5, gt=0, le=1)

@@ -70,7 +70,7 @@ def _product_pass() -> dict[str, Any]:
     """One product pass, unless another worker is running one."""
     runtime = get_runtime()
     settings = runtime.settings
-    lock = runtime.pass_lock(ttl_s=PASS_TIME_LIMIT_S + 60)
+    lock = runtime.pass_lock(ttl_s=settings.pass_lock_ttl_s)
     with holding(lock) as taken:
         if not taken:
             log.info("product pass skipped: another pass holds the lock")

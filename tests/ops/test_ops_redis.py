@@ -6,6 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.support.ops import BIN, clean_env, wait_until
@@ -95,3 +96,25 @@ def test_a_cli_pass_takes_the_same_redis_lock_as_the_workers(
     done = CliRunner().invoke(main, ["sync", "--prices", "none"], env=env)
     assert done.exit_code == 0, done.output
     assert redis_client.exists(PASS_LOCK_KEY) == 0  # given back
+
+
+def test_a_worker_channel_closed_after_its_connection_was_collected_raises_a_connection_error(
+    redis_url: str, sqlite_url: str
+) -> None:
+    """What Celery does when Redis drops under a running acks_late task: collect the
+    connection, then close the channel (which restores unacked messages). kombu's own channel
+    raised AttributeError there, which stopped the worker; ours raises a connection error,
+    which Celery ignores while it reconnects."""
+    from kombu import Connection
+
+    from tests.support.settings import make_settings
+    from worker.broker import Transport
+    from worker.celery_app import create_celery
+
+    app = create_celery(make_settings("http://127.0.0.1:9", sqlite_url, redis_url=redis_url))
+    assert app.conf.broker_transport == "worker.broker:Transport"
+    connection = Connection(redis_url, transport=app.conf.broker_transport)
+    channel = connection.channel()
+    connection.collect()
+    with pytest.raises(Transport.connection_errors):
+        channel._connparams()

@@ -52,9 +52,26 @@ def test_stats_count_requests_per_path_including_refused_ones(
     supplier.get(PRICES, {"StartTime": "2025-03-03", "EndTime": "2025-03-04", "productId": 1})
     supplier.http.get(PRODUCTS)  # unsigned, still a request the supplier received
     admin.get("/products")  # the admin interface is not counted
-    assert admin.get("/stats").json() == {"total": 4, "by_path": {PRICES: 1, PRODUCTS: 3}}
+    stats = admin.get("/stats").json()
+    assert {k: stats[k] for k in ("total", "by_path")} == {
+        "total": 4,
+        "by_path": {PRICES: 1, PRODUCTS: 3},
+    }
+    assert 1 <= stats["peak_per_s"] <= 4  # four requests, one after another
     assert admin.post("/stats/reset").status_code == 200
-    assert admin.get("/stats").json() == {"total": 0, "by_path": {}}
+    assert admin.get("/stats").json() == {"total": 0, "by_path": {}, "peak_per_s": 0}
+
+
+def test_peak_rate_is_the_most_requests_in_any_sliding_window() -> None:
+    import threading
+
+    from supplier_sandbox.traffic import Traffic
+
+    traffic = Traffic(threading.RLock(), seed=1, latency_ms=0, fail_rate=0)
+    traffic._arrivals.extend([0.0, 0.5, 0.9, 1.2, 1.3, 1.35, 3.0])
+    assert traffic.peak(1.0) == 5  # 0.5 .. 1.35
+    assert traffic.peak(0.2) == 3  # 1.2, 1.3, 1.35
+    assert traffic.peak(10.0) == 7
 
 
 def test_version_bump_changes_fields_and_moves_version(

@@ -118,3 +118,35 @@ def test_rate_budget_holds_across_two_workers(
     assert total == 2 * per_worker
     assert achieved <= rate * 1.05, f"{achieved:.1f} req/s over a budget of {rate}"
     assert achieved >= rate * 0.7, f"{achieved:.1f} req/s: the limiter is far stricter than {rate}"
+
+
+def test_a_product_pass_holds_its_lock_for_pass_lock_ttl_s_not_its_time_limit(
+    redis_client: redis.Redis,
+    redis_url: str,
+    sqlite_url: str,
+    sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker killed during a pass leaves its lock to expire: the next pass waits at most
+    PASS_LOCK_TTL_S (the lock is renewed while its holder lives), not the pass's time limit."""
+    import worker.tasks
+    from worker.locks import PASS_LOCK_KEY
+    from worker.sync.products import PassResult
+
+    settings = make_settings(sandbox.url, sqlite_url, redis_url=redis_url, pass_lock_ttl_s=7)
+    create_celery(settings)
+    runtime = build_runtime(settings)
+    set_runtime(runtime)
+    seen: list[int] = []
+
+    def pass_that_looks(*_: Any, **__: Any) -> PassResult:
+        seen.append(int(redis_client.pttl(PASS_LOCK_KEY)))
+        return PassResult(run_id=1)
+
+    monkeypatch.setattr(worker.tasks, "sync_products", pass_that_looks)
+    try:
+        worker.tasks._product_pass()
+    finally:
+        set_runtime(None)
+        runtime.close()
+    assert len(seen) == 1 and 0 < seen[0] <= 7000
