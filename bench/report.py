@@ -53,6 +53,7 @@ class Target:
     bound: float
     kind: str  # "correctness" fails the run on a miss; "speed" and "quality" only report
     unit: str = ""
+    places: int | None = None  # how the bound is shown (1.00 for a ratio of counts)
 
     def meets(self, value: Any) -> bool | None:
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -69,13 +70,13 @@ class Target:
         return checks[self.op](float(value), self.bound)
 
     def text(self) -> str:
-        bound = f"{self.bound:g}" if self.op != "==" else f"{self.bound:.2f}"
+        bound = f"{self.bound:g}" if self.places is None else f"{self.bound:.{self.places}f}"
         return f"{'=' if self.op == '==' else self.op} {bound}{self.unit}"
 
 
 TARGETS: dict[str, Target] = {
-    "request_economy_full": Target("==", 1.0, "correctness"),
-    "request_economy_incremental": Target("==", 1.0, "correctness"),
+    "request_economy_full": Target("==", 1.0, "correctness", places=2),
+    "request_economy_incremental": Target("==", 1.0, "correctness", places=2),
     "full_sync_vs_bound": Target("<=", 1.3, "speed"),
     "full_sync_cpu_ms_per_product": Target("<=", 1.5, "speed", " ms"),
     "incremental_vs_full": Target("<", 0.05, "speed"),
@@ -322,7 +323,9 @@ class Sizes:
 
 
 FULL = Sizes(10_000, 10_000, (10_000, 100_000), 2_000, 150)
-QUICK = Sizes(2_000, 1_000, (2_000, 20_000), 600, 50)
+# The quick run's memory pair keeps the tenfold step at a size CI can afford (a 20,000-product
+# sync alone takes minutes on a busy 2-core machine).
+QUICK = Sizes(2_000, 500, (500, 5_000), 400, 50)
 
 
 def price_concurrency() -> int:
@@ -447,7 +450,7 @@ def scenario_sync(sizes: Sizes, database_url: str | None, folder: Path) -> dict[
             "price_concurrency": c,
             "rate_limiter": "none",
             "pages": pages,
-        },  # fmt: skip
+        },
         "phases": {"full": full, "unchanged": unchanged, "changed": changed},
         "figures": {
             "request_economy_full": figure(
@@ -512,7 +515,7 @@ def scenario_bound(sizes: Sizes, database_url: str | None, folder: Path) -> dict
             "window_days": WINDOW_DAYS,
             "price_concurrency": c,
             "rate_limiter": "none",
-        },  # fmt: skip
+        },
         "phases": {"full": full, "changed": changed},
         "figures": {
             "full_sync_vs_bound": figure(
@@ -606,7 +609,7 @@ def scenario_intake(sizes: Sizes, database_url: str | None, folder: Path) -> dic
             "gunicorn": options,
             "requests": sizes.intake_requests,
             "clients": concurrency,
-        },  # fmt: skip
+        },
         "phases": measured,
         "figures": {
             "intake_vs_bare_flask": figure(
@@ -689,7 +692,11 @@ def scenario_faults(sizes: Sizes, database_url: str | None, folder: Path) -> dic
     data = _read_json(out)
     where = "fault suite's notice storm (pytest -m faults -k notice_storm)"
     if data is None:
-        if done.returncode in (0, 5):  # 5: no such test collected
+        # 5: no such test collected; 4 with the marker unknown: the suite is not there yet.
+        absent = done.returncode == 5 or (
+            done.returncode == 4 and "Unknown marker" in done.stdout + done.stderr
+        )
+        if absent:
             return {"figures": not_run(FAULT_KEYS, "not run"), "exit_code": done.returncode}
         raise RuntimeError(f"pytest exited {done.returncode}: {done.stdout[-1500:]}")
     result = {"figures": merge_external(data, where, keys=FAULT_KEYS), "exit_code": done.returncode}
@@ -725,7 +732,7 @@ SCENARIOS: dict[str, Callable[[Sizes, str | None, Path], dict[str, Any]]] = {
     "freshness": scenario_freshness,
     "rss": scenario_rss,
 }
-TIMEOUT_S = {"full": 900, "quick": 300}
+TIMEOUT_S = {"quick": 300, "full": 900, "full:rss": 2400, "full:sync": 1200}
 
 
 def run_scenario(name: str, quick: bool, database_url: str | None) -> dict[str, Any]:
@@ -740,7 +747,7 @@ def run_scenario(name: str, quick: bool, database_url: str | None) -> dict[str, 
             done = subprocess.run(
                 command,
                 cwd=ROOT,
-                timeout=TIMEOUT_S["quick" if quick else "full"],
+                timeout=TIMEOUT_S["quick"] if quick else TIMEOUT_S.get(f"full:{name}", 900),
                 stdout=subprocess.PIPE,
                 text=True,
             )
