@@ -201,6 +201,12 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
+def _load_text(load: Any) -> str:
+    if not load:
+        return "?"
+    return " / ".join(f"{x:.1f}" for x in load) + " (1, 5, 15 min)"
+
+
 def _meets_text(entry: Mapping[str, Any]) -> str:
     if entry["meets"] is None:
         return ""
@@ -218,7 +224,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"Machine: {machine.get('cores')} cores ({machine.get('cpu_model')}), Python "
         f"{machine.get('python')}, SQLAlchemy {machine.get('sqlalchemy')}, sync database "
         f"{database.get('kind')} {database.get('version')}; callbacks on PostgreSQL "
-        f"{machine.get('postgresql') or '?'} and Redis {machine.get('redis') or '?'}.",
+        f"{machine.get('postgresql') or '?'} and Redis {machine.get('redis') or '?'}; "
+        f"load average at the start {_load_text(machine.get('load_average'))}.",
         "",
         "| figure | value | target | meets | conditions |",
         "| --- | --- | --- | --- | --- |",
@@ -825,12 +832,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=None, help="comma-separated scenarios: " + ", ".join(SCENARIOS)
     )
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the markdown from --out's JSON"
+    )
     parser.add_argument("--scenario", choices=list(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--scenario-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.scenario:
         return _scenario_child(args.scenario, args.quick, args.database_url, args.scenario_out)
 
+    if args.render:
+        markdown = render_markdown(json.loads(args.out.read_text()))
+        (args.md or args.out.with_suffix(".md")).write_text(markdown)
+        print(markdown)
+        return 0
     mode = "quick" if args.quick else "full"
     names = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
