@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench services clean
+.PHONY: install demo test lint bench bench-quick services clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every scenario against the sandbox, each figure beside its target (bench/report.py):
+# `make bench` writes the committed bench/report.json and bench/report.md (~15 minutes);
+# `make bench-quick` is CI's smoke run on smaller catalogs (~3-5 minutes), written under var/.
 bench: install services
-	$(BIN)/python bench/sync_bench.py
-	$(BIN)/python bench/callbacks_bench.py
-	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/report.py --out bench/report.json
+
+bench-quick: install services
+	$(BIN)/python bench/report.py --quick --out var/bench/report-quick.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

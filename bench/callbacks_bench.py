@@ -20,10 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -66,43 +69,75 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_up(url: str, timeout_s: float = 30) -> None:
+def _wait_up(url: str, timeout_s: float = 30, process: Any = None, errors: Any = None) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            said = ""
+            if errors is not None:
+                errors.seek(0)
+                said = errors.read()[-2000:]
+            raise RuntimeError(f"{url}: exited {process.returncode} before answering: {said}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
+    raise RuntimeError(f"{url} did not come up")
+
+
+def procfile_options(process: str = "web") -> list[str]:
+    """The gunicorn options of a Procfile line, defaults filled in, without its bind and app:
+    the benchmark serves both endpoints exactly as production serves the receiver."""
+    line = next(
+        raw.split(":", 1)[1]
+        for raw in (ROOT / "Procfile").read_text().splitlines()
+        if raw.startswith(f"{process}:")
+    )
+    line = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", line)  # ${WEB_THREADS:-16} -> 16
+    words = shlex.split(line)
+    words = words[words.index("gunicorn") + 1 : -1]  # drop any env prefix and the app
+    options: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--bind", "-b"):
+            skip = True
+        else:
+            options.append(word)
+    return options
 
 
 @contextmanager
-def gunicorn(target: str, env: dict[str, str], workers: int) -> Iterator[str]:
+def gunicorn(target: str, env: dict[str, str], options: list[str] | None = None) -> Iterator[str]:
+    """Serve ``target`` on a free loopback port with ``options`` (default: the Procfile's web)."""
     port = _free_port()
     command = [
         str(BIN / "gunicorn"),
+        *(procfile_options() if options is None else options),
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--timeout",
-        "30",
-        "--log-level",
-        "warning",
         target,
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(url)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors, text=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_up(url, process=process, errors=errors)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
@@ -202,7 +237,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _scratch_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
+def scratch_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
@@ -225,7 +260,7 @@ def _scratch_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return url, drop
 
 
-def _reserve_redis(base_url: str) -> tuple[str, Callable[[], None]]:
+def reserve_redis(base_url: str) -> tuple[str, Callable[[], None]]:
     import redis
 
     host_port = base_url.split("://", 1)[1].split("/", 1)[0]
@@ -240,7 +275,7 @@ def _reserve_redis(base_url: str) -> tuple[str, Callable[[], None]]:
 
             return f"redis://{host_port}/{db}", release
         client.close()
-    raise SystemExit("no free Redis database (1-15)")
+    raise RuntimeError("no free Redis database (1-15)")
 
 
 def notice_latency(
@@ -278,7 +313,7 @@ def notice_latency(
                         select(InboxMessage).where(InboxMessage.subject == f"product:{pid}")
                     ).all()
                     seen = [(r.id, r.status, r.attempts, r.last_error) for r in rows]
-                raise SystemExit(
+                raise RuntimeError(
                     f"product {pid}: no {kind} refresh within {timeout_s}s; inbox {seen}"
                 )
             time.sleep(0.005)
@@ -286,31 +321,11 @@ def notice_latency(
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--notices", type=int, default=20, help="per kind (product, prices)")
-    parser.add_argument("--latency-ms", type=float, default=50.0)
-    args = parser.parse_args()
-
-    from models.db import make_engine, make_session_factory
-    from supplier_sandbox.server import SandboxConfig, start_sandbox
-    from worker.runtime import build_runtime
-    from worker.settings import Settings
-    from worker.sync.products import sync_one_product
-
-    pg_url, drop_pg = _scratch_pg(
-        os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    )
-    redis_url, release_redis = _reserve_redis(
-        os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
-    sandbox = start_sandbox(SandboxConfig(products=max(60, 2 * args.notices + 2), seed=3))
-    env = {
+def service_env(sandbox_url: str, pg_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of the receiver and the worker: sandbox, scratch database, Redis db."""
+    return {
         **os.environ,
-        "ZZY_BASE_URL": sandbox.url,
+        "ZZY_BASE_URL": sandbox_url,
         "ZZY_PARTNER_ID": str(PARTNER_ID),
         "ZZY_SIGN_KEY": SIGN_KEY,
         "DATABASE_URL": pg_url,
@@ -320,58 +335,79 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
-    rows: list[tuple[str, ...]] = []
+
+
+def _summary(rate: float, latencies: list[float], errors: int) -> dict[str, float]:
+    return {
+        "rate": rate,
+        "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
+        "errors": errors,
+    }
+
+
+def measure_intake(
+    env: dict[str, str], requests: int, concurrency: int, options: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """The bare Flask ceiling and the callback intake on one gunicorn config, one after the
+    other in the same run: ``{"bare": {...}, "intake": {...}}`` with rate, p50/p99 ms, errors."""
+    run_id = int(time.time()) % 1000
+    measured = {}
+    for label, target in (
+        ("bare", "bench.callbacks_bench:bare_app()"),
+        ("intake", "callbacks.app:create_app()"),
+    ):
+        with gunicorn(target, env, options) as url:
+            load(url, _bodies(100, run_id + 1), concurrency)  # warm-up
+            measured[label] = _summary(*load(url, _bodies(requests, run_id), concurrency))
+    return measured
+
+
+def measure_notices(
+    sandbox: Any,
+    env: dict[str, str],
+    pg_url: str,
+    notices: int,
+    price_notices: int,
+    latency_ms: float,
+    options: list[str] | None = None,
+    worker_concurrency: int = 4,
+) -> dict[str, list[float]]:
+    """Product and price notices, one at a time, from the sandbox's edit to the refreshed row
+    (ms), through the receiver under gunicorn and a Celery worker; the sandbox must hold at
+    least ``notices + price_notices + 2`` products."""
+    from models.db import make_engine, make_session_factory
+    from worker.runtime import build_runtime
+    from worker.settings import Settings
+    from worker.sync.prices import refresh_prices
+    from worker.sync.products import sync_one_product
+
+    settings = Settings(
+        zzy_base_url=sandbox.url,
+        zzy_partner_id=PARTNER_ID,
+        zzy_sign_key=SIGN_KEY,  # type: ignore[arg-type]
+        database_url=pg_url,
+        redis_url=None,
+        supplier_rate_limit=1000.0,
+        supplier_burst=100,
+    )
+    runtime = build_runtime(settings)
+    products = sandbox.state.catalog.authorized_ids()[: notices + price_notices + 2]
+    by_product = products[:notices]
+    by_price = products[notices : notices + price_notices]
+    warm = products[notices + price_notices :]
+    for pid in products:
+        sync_one_product(runtime.sessions, runtime.supplier, pid)
+    for pid in by_price + warm:
+        refresh_prices(runtime.sessions, runtime.supplier, pid)
+    runtime.close()
+    sandbox.state.update_settings({"latency_ms": latency_ms})
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
     try:
-        # 1. intake against the ceiling, same gunicorn config, same run.
-        run_id = int(time.time()) % 1000
-        measured = {}
-        for label, target in (
-            ("bare Flask (ceiling)", "bench.callbacks_bench:bare_app()"),
-            ("callback intake", "callbacks.app:create_app()"),
-        ):
-            with gunicorn(target, env, args.workers) as url:
-                load(url, _bodies(100, run_id + 1), args.concurrency)  # warm-up
-                rate, latencies, errors = load(
-                    url, _bodies(args.requests, run_id), args.concurrency
-                )
-            measured[label] = rate
-            rows.append(
-                (
-                    label,
-                    f"{rate:,.0f}",
-                    f"{pct(latencies, 0.5):.1f}",
-                    f"{pct(latencies, 0.99):.1f}",
-                    str(errors),
-                )
-            )
-        ratio = measured["callback intake"] / measured["bare Flask (ceiling)"]
-
-        # 2. notice -> refreshed catalog row, sandbox at the given latency.
-        settings = Settings(
-            zzy_base_url=sandbox.url,
-            zzy_partner_id=PARTNER_ID,
-            zzy_sign_key=SIGN_KEY,  # type: ignore[arg-type]
-            database_url=pg_url,
-            redis_url=None,
-            supplier_rate_limit=1000.0,
-            supplier_burst=100,
-        )
-        runtime = build_runtime(settings)
-        products = sandbox.state.catalog.authorized_ids()[: 2 * args.notices + 2]
-        n = args.notices
-        by_product, by_price, warm = products[:n], products[n : 2 * n], products[2 * n :]
-        for pid in products:
-            sync_one_product(runtime.sessions, runtime.supplier, pid)
-        from worker.sync.prices import refresh_prices
-
-        for pid in by_price + warm:
-            refresh_prices(runtime.sessions, runtime.supplier, pid)
-        sandbox.state.update_settings({"latency_ms": args.latency_ms})
-        engine = make_engine(pg_url)
-        sessions = make_session_factory(engine)
         with (
-            celery_worker(env, 4),
-            gunicorn("callbacks.app:create_app()", env, args.workers) as url,
+            celery_worker(env, worker_concurrency),
+            gunicorn("callbacks.app:create_app()", env, options) as url,
         ):
             sandbox.state.update_settings({"callback_url": url + PATH})
             time.sleep(3)  # let the worker connect
@@ -380,8 +416,41 @@ def main() -> None:
             time.sleep(1)
             product_ms = notice_latency(sandbox, sessions, by_product, "product")
             price_ms = notice_latency(sandbox, sessions, by_price, "prices")
+    finally:
         engine.dispose()
-        runtime.close()
+    return {"product_ms": product_ms, "price_ms": price_ms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: the Procfile's)"
+    )
+    parser.add_argument("--notices", type=int, default=20, help="per kind (product, prices)")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+
+    from supplier_sandbox.server import SandboxConfig, start_sandbox
+
+    options = procfile_options()
+    if args.workers is not None:
+        at = options.index("--workers")
+        options[at + 1] = str(args.workers)
+    pg_url, drop_pg = scratch_pg(
+        os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    )
+    redis_url, release_redis = reserve_redis(
+        os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    sandbox = start_sandbox(SandboxConfig(products=max(60, 2 * args.notices + 2), seed=3))
+    env = service_env(sandbox.url, pg_url, redis_url)
+    try:
+        intake = measure_intake(env, args.requests, args.concurrency, options)
+        notices = measure_notices(
+            sandbox, env, pg_url, args.notices, args.notices, args.latency_ms, options
+        )
     finally:
         sandbox.stop()
         release_redis()
@@ -389,13 +458,17 @@ def main() -> None:
 
     print()
     print(
-        f"Callback intake: gunicorn {args.workers} sync workers, PostgreSQL + Redis, "
+        f"Callback intake: gunicorn {' '.join(options)}, PostgreSQL + Redis, "
         f"{args.requests} requests, {args.concurrency} concurrent clients, loopback"
     )
     print(f"{'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for row in rows:
-        print(f"{row[0]:<22} {row[1]:>8} {row[2]:>8} {row[3]:>8} {row[4]:>7}")
-    print(f"intake / ceiling: {ratio:.0%}")
+    for label, key in (("bare Flask (ceiling)", "bare"), ("callback intake", "intake")):
+        m = intake[key]
+        print(
+            f"{label:<22} {m['rate']:>8,.0f} {m['p50_ms']:>8.1f} {m['p99_ms']:>8.1f} "
+            f"{m['errors']:>7.0f}"
+        )
+    print(f"intake / ceiling: {intake['intake']['rate'] / intake['bare']['rate']:.0%}")
     print()
     print(
         f"Notice -> refreshed catalog row: sandbox latency {args.latency_ms:.0f} ms, "
@@ -403,8 +476,8 @@ def main() -> None:
     )
     print(f"{'notice':<28} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for label, values in (
-        ("status 2 -> product row", product_ms),
-        ("status 3 -> price calendar", price_ms),
+        ("status 2 -> product row", notices["product_ms"]),
+        ("status 3 -> price calendar", notices["price_ms"]),
     ):
         print(
             f"{label:<28} {pct(values, 0.5):>8.0f} {pct(values, 0.99):>8.0f} "

@@ -38,7 +38,15 @@ sys.path.insert(0, str(ROOT))
 
 PARTNER_ID = 9258
 SIGN_KEY = "zzy-sandbox-signkey"
-TABLES = ("products", "price_rules", "daily_prices", "sessions", "changes", "sync_runs")
+TABLES = (
+    "products",
+    "quarantined_products",
+    "price_rules",
+    "daily_prices",
+    "sessions",
+    "changes",
+    "sync_runs",
+)
 
 
 def _row_versions(engine: Any) -> dict[str, set[tuple[str, str]]]:
@@ -66,9 +74,11 @@ def _install_triggers(engine: Any) -> None:
         connection.exec_driver_sql("DELETE FROM bench_writes")
 
 
-def _sqlite_writes(engine: Any) -> int:
+def _sqlite_writes(engine: Any) -> dict[str, int]:
+    """Rows inserted, updated or deleted per table since the triggers were installed."""
     with engine.connect() as connection:
-        return int(connection.exec_driver_sql("SELECT count(*) FROM bench_writes").scalar() or 0)
+        counted = connection.exec_driver_sql("SELECT tbl, count(*) FROM bench_writes GROUP BY tbl")
+        return {str(table): int(n) for table, n in counted}
 
 
 def _peak_rss_mb() -> float:
@@ -95,7 +105,8 @@ def _time_calls(module: Any, *names: str) -> list[float]:
         return wrapper
 
     for name in names:
-        setattr(module, name, timed(getattr(module, name)))
+        if hasattr(module, name):  # the store's internals change; time what exists
+            setattr(module, name, timed(getattr(module, name)))
     return spent
 
 
@@ -153,12 +164,12 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     total_s = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
     rss_peak = _peak_rss_mb()
-    written: int | None = None
+    by_table: dict[str, int] | None = None
     if is_sqlite and count_writes:
-        written = _sqlite_writes(engine)
+        by_table = _sqlite_writes(engine)
     elif count_writes:
         after = _row_versions(engine)
-        written = sum(len(after[t] - before[t]) for t in TABLES)  # new row versions
+        by_table = {t: len(after[t] - before[t]) for t in TABLES}  # new row versions
     client.close()
     engine.dispose()
     return {
@@ -169,7 +180,8 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         "requests": client.requests_sent,
         "pass_s": pass_s,
         "seconds": total_s,
-        "rows_written": written,
+        "rows_written": None if by_table is None else sum(by_table.values()),
+        "rows_written_by_table": by_table,
         "cpu_s": cpu_s,
         "pass_cpu_s": pass_cpu_s,
         "resolver_cpu_s": resolver_cpu[0],
@@ -180,6 +192,31 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_child(
+    url: str,
+    database_url: str,
+    *,
+    window: int = 60,
+    concurrency: int = 8,
+    page_size: int = 100,
+    per_product: bool = False,
+    count_writes: bool = False,
+) -> dict[str, Any]:
+    """One full or incremental sync (whatever the database holds decides) in a child process,
+    so its CPU and peak RSS are its own; raises ``RuntimeError`` with its stderr on failure."""
+    command = [
+        sys.executable, __file__, "--phase", "--url", url, "--database-url", database_url,
+        "--window", str(window), "--concurrency", str(concurrency),
+        "--page-size", str(page_size), *(["--per-product"] if per_product else []),
+        *(["--count-writes"] if count_writes else []),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"sync child exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
+
+
 def _child(
     args: argparse.Namespace,
     url: str,
@@ -188,18 +225,19 @@ def _child(
     per_product: bool = False,
     count_writes: bool = False,
 ) -> dict[str, Any]:
-    command = [
-        sys.executable, __file__, "--phase", "--url", url, "--database-url", database_url,
-        "--window", str(args.window), "--concurrency", str(args.concurrency),
-        "--page-size", str(args.page_size), *(["--per-product"] if per_product else []),
-        *(["--count-writes"] if count_writes else []),
-    ]  # fmt: skip
-    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    measured: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return measured
+    return run_child(
+        url,
+        database_url,
+        window=args.window,
+        concurrency=args.concurrency,
+        page_size=args.page_size,
+        per_product=per_product,
+        count_writes=count_writes,
+    )
 
 
-def _fresh_database(database_url: str | None, folder: Path, latency: float) -> str:
+def fresh_database(database_url: str | None, folder: Path, latency: float) -> str:
+    """A migrated, empty catalog: a new SQLite file in ``folder``, or ``database_url`` emptied."""
     import sqlalchemy as sa
 
     from models.base import Base
@@ -251,7 +289,7 @@ def main() -> None:
                 products=args.products, seed=1, latency_ms=latency, max_page_size=args.page_size
             )
             with start_sandbox(config) as sandbox:
-                database_url = _fresh_database(args.database_url, Path(folder), latency)
+                database_url = fresh_database(args.database_url, Path(folder), latency)
                 print(f"latency {latency:.0f} ms: full sync ...", file=sys.stderr, flush=True)
                 full = _child(args, sandbox.url, database_url)
                 print(
@@ -260,7 +298,7 @@ def main() -> None:
                 incremental = _child(args, sandbox.url, database_url, count_writes=True)
                 if args.per_product and latency == 0 and baseline is None:
                     print("latency 0 ms: full sync, per product ...", file=sys.stderr, flush=True)
-                    database_url = _fresh_database(args.database_url, Path(folder), -1)
+                    database_url = fresh_database(args.database_url, Path(folder), -1)
                     baseline = _child(args, sandbox.url, database_url, per_product=True)
             rows.append((latency, full, incremental))
     _print_table(args, rows)
