@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import time
 from collections import Counter
 
 from supplier_sandbox.catalog import generate_catalog
@@ -91,9 +90,9 @@ def test_about_a_fifth_of_products_have_timed_sessions() -> None:
     assert len({seat.code for seat in seats}) == len(seats)
 
 
-def test_ten_thousand_products_generate_well_under_two_seconds() -> None:
-    started = time.perf_counter()
+def test_ten_thousand_products_generate_with_distinct_ids() -> None:
+    # How fast is the benchmarks' business (bench/report.py starts 10,000-product sandboxes).
     catalog = generate_catalog(1, 10_000, TODAY)
-    elapsed = time.perf_counter() - started
     assert len(catalog.products) == 10_000
-    assert elapsed < 2.0, elapsed
+    ids = [product.payload["ProductId"] for product in catalog.products]
+    assert len(set(ids)) == 10_000
