@@ -34,7 +34,6 @@ from worker.supplier.errors import SupplierError
 from worker.supplier.payloads import PriceCalendar, Seat
 from worker.supplier.port import Supplier
 from worker.sync.calendar import ResolvedDay
-from worker.sync.refresh_history import RefreshOutcome, record_refreshes
 from worker.sync.price_plan import (
     HeldPrices,
     PriceAction,
@@ -46,6 +45,7 @@ from worker.sync.price_plan import (
     price_content,
     price_window,
 )
+from worker.sync.refresh_history import RefreshOutcome, record_refreshes
 
 log = logging.getLogger(__name__)
 
