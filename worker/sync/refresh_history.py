@@ -12,11 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.dialect import insert_for
 from models.freshness import HISTORY_PER_PRODUCT, PriceRefresh, PriceSchedule, ProductReads
+from worker.clock import clock_for
 from worker.sync.freshness import Observation
 
 
@@ -46,7 +47,7 @@ def record_refreshes(session: Session, outcomes: Sequence[RefreshOutcome]) -> No
             }
         )
     if rows:
-        session.execute(PriceRefresh.__table__.insert(), rows)
+        session.execute(insert(PriceRefresh), rows)
 
 
 def prune_history(session: Session, keep: int = HISTORY_PER_PRODUCT) -> int:
@@ -70,7 +71,8 @@ def histories(session: Session) -> dict[int, list[Observation]]:
         .where(PriceRefresh.interval_s.is_not(None))
         .order_by(PriceRefresh.product_id, PriceRefresh.id)
     ):
-        found.setdefault(product_id, []).append(Observation(float(interval), bool(changed)))
+        if interval is not None:
+            found.setdefault(product_id, []).append(Observation(float(interval), bool(changed)))
     return found
 
 
@@ -87,6 +89,16 @@ def reset_clocks(session: Session, product_ids: Iterable[int], at: datetime) -> 
         ),
         [{"product_id": pid, "reset_at": at} for pid in ids],
     )
+
+
+def reset_clock(sessions: sessionmaker[Session], product_id: int) -> int:
+    """``reset_clocks`` for one product in its own transaction, on the database's clock (the
+    clock refreshes are stamped with); returns the id, to chain into the refresh it precedes.
+    A price notice resets first, so a refresh that then fails leaves the product due."""
+    at = clock_for(sessions).now()
+    with sessions.begin() as session:
+        reset_clocks(session, [product_id], at)
+    return product_id
 
 
 def count_reads(session: Session, counts: dict[int, int]) -> None:

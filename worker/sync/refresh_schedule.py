@@ -94,15 +94,28 @@ def tick_tokens(budget_per_s: float, tick_s: float, carry: float = 0.0) -> tuple
     return whole, tokens - whole
 
 
+@dataclass(frozen=True)
+class DueVisits:
+    """A tick's visits: ``forced`` are at the ceiling (or never refreshed, or reset) and go
+    whatever the budget; ``planned`` are the plan's, within the tick's tokens."""
+
+    forced: list[ScheduledVisit]
+    planned: list[ScheduledVisit]
+
+    @property
+    def product_ids(self) -> list[int]:
+        return [v.product_id for v in self.forced + self.planned]
+
+
 def pick_due(
     products: Sequence[ProductFreshness],
     plan: RefreshPlan,
     now_s: float,
     tokens: int,
     max_age_s: float,
-) -> list[ScheduledVisit]:
+) -> DueVisits:
     """The visits to make now: every due product at the ceiling (or never refreshed), then the
-    most overdue of the rest, within ``tokens``."""
+    most overdue of the rest, within ``tokens`` (forced visits count against them too)."""
     due = [v for v in next_due(products, plan, now_s, len(products)) if v.due_s <= now_s]
     last = {p.product_id: p.last_refreshed_s for p in products}
     forced: list[ScheduledVisit] = []
@@ -110,7 +123,7 @@ def pick_due(
     for visit in due:
         seen = last.get(visit.product_id)
         (forced if seen is None or now_s - seen >= max_age_s else rest).append(visit)
-    return forced + rest[: max(tokens - len(forced), 0)]
+    return DueVisits(forced, rest[: max(tokens - len(forced), 0)])
 
 
 def expected_stale_age(rate: float, age_s: float) -> float:

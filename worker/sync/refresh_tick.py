@@ -18,6 +18,7 @@ from models.base import utcnow
 from models.catalog import DailyPrice, Product
 from models.dialect import insert_for
 from models.freshness import PriceRefresh, PriceSchedule
+from worker.settings import Settings
 from worker.supplier.contract import supplier_today
 from worker.sync.freshness import NEAR_VISIT_DAYS
 from worker.sync.refresh_history import fold_reads, histories, prune_history
@@ -27,6 +28,7 @@ from worker.sync.refresh_plan import (
     RefreshPolicy,
     ScheduledVisit,
     next_due,
+    refresh_budget,
 )
 from worker.sync.refresh_schedule import (
     REPLAN_EVERY_S,
@@ -181,9 +183,27 @@ def _plan_is_stale(session: Session, now: datetime) -> bool:
     return newest is None or (now - newest).total_seconds() >= REPLAN_EVERY_S
 
 
+@dataclass(frozen=True)
+class TickVisit:
+    """One product to refresh this tick; ``forced`` ones (at the ceiling) skip the budget."""
+
+    product_id: int
+    forced: bool
+
+
+def refresh_budget_of(settings: Settings) -> RefreshBudget:
+    """The scheduler's budget from the settings: ``PRICE_REFRESH_SHARE`` of the rate limit."""
+    return RefreshBudget(
+        RefreshPolicy(settings.price_refresh_policy),
+        refresh_budget(settings.supplier_rate_limit, settings.price_refresh_share),
+        settings.price_max_age,
+        settings.price_refresh_interval_s,
+    )
+
+
 def due_now(
     sessions: sessionmaker[Session], budget: RefreshBudget, *, now: datetime | None = None
-) -> list[int]:
+) -> list[TickVisit]:
     """This tick's products: a tick's share of the budget by the plan, plus every product at
     the ceiling. Replans first when the stored plan is older than ``REPLAN_EVERY_S`` or misses
     an authorized product."""
@@ -199,7 +219,10 @@ def due_now(
     if plan is None or not products:
         return []
     tokens = max(1, round(budget.budget_per_s * budget.tick_s))
-    return [v.product_id for v in pick_due(products, plan, now.timestamp(), tokens, max_age_s)]
+    picked = pick_due(products, plan, now.timestamp(), tokens, max_age_s)
+    return [TickVisit(v.product_id, True) for v in picked.forced] + [
+        TickVisit(v.product_id, False) for v in picked.planned
+    ]
 
 
 def upcoming(
