@@ -261,6 +261,17 @@ def drift_remove() -> Response:
     return admin_reply({"product_id": current_state().catalog.drift_remove()})
 
 
+@bp.get("/reprices")
+def reprices() -> Response:
+    """Silent repricing: ``{spec, rates: {id: per_s}, changes: [{product_id, at}]}``, ``?since=``."""
+    raw = request.args.get("since")
+    since = float(raw) if raw else None
+    repricer = current_state().repricer
+    if repricer is None:
+        return admin_reply({"spec": None, "rates": {}, "changes": []})
+    return admin_reply(repricer.snapshot(since))
+
+
 # -- orders -------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import click
 
 from supplier_sandbox.config import SandboxConfig
 from supplier_sandbox.quirks import QUIRKS, parse_quirks
+from supplier_sandbox.repricing import SPEC_HELP, parse_reprice_rates
 from supplier_sandbox.server import start_sandbox
 
 
@@ -40,6 +41,18 @@ from supplier_sandbox.server import start_sandbox
     help="HMAC sign key (the contract's public sandbox key).",
 )
 @click.option("--callback-url", default=None, help="Where callbacks are POSTed.")
+@click.option(
+    "--reprice-rates",
+    default=None,
+    metavar="SPEC",
+    help=(
+        "Reprice each product silently (no notice, no Version bump) as a Poisson process "
+        f"with a hidden per-product rate: {SPEC_HELP}. Seen at /_admin/reprices."
+    ),
+)
+@click.option(
+    "--reprice-seed", default=1, show_default=True, help="Seed of the hidden repricing rates."
+)
 @click.option("--quiet", is_flag=True, help="Do not log each request.")
 def sandbox(
     host: str,
@@ -54,12 +67,19 @@ def sandbox(
     callback_url: str | None,
     quiet: bool,
     quirks: str,
+    reprice_rates: str | None,
+    reprice_seed: int,
 ) -> None:
     """Serve a faithful local stand-in of the ticket supplier."""
     try:
         chosen = parse_quirks(quirks)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--quirks") from None
+    if reprice_rates is not None:
+        try:
+            parse_reprice_rates(reprice_rates)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--reprice-rates") from None
     config = SandboxConfig(
         partner_id=partner_id,
         sign_key=sign_key,
@@ -71,11 +91,15 @@ def sandbox(
         callback_url=callback_url,
         log_requests=not quiet,
         quirks=chosen,
+        reprice_rates=reprice_rates,
+        reprice_seed=reprice_seed,
     )
     running = start_sandbox(config, host=host, port=port)
     click.echo(f"supplier sandbox serving {products} products at {running.url}")
     if chosen:
         click.echo(f"quirks: {', '.join(sorted(chosen))} (fail rate {fail_rate})")
+    if reprice_rates is not None:
+        click.echo(f"silent repricing: {reprice_rates} (seed {reprice_seed})")
     click.echo(f"admin interface (loopback only): {running.url}/_admin/stats")
     try:
         running.wait()

@@ -32,6 +32,8 @@ class SandboxConfig:
     tolerance_ms: int = 300_000
     log_requests: bool = False
     quirks: frozenset[str] = field(default_factory=frozenset)  # see supplier_sandbox.quirks
+    reprice_rates: str | None = None  # silent Poisson repricing; see supplier_sandbox.repricing
+    reprice_seed: int = 1  # seed of the hidden per-product rates
 
 
 def supplier_today() -> datetime.date:

@@ -44,7 +44,7 @@ class RunningSandbox:
         return int(self._server.server_port)
 
     def stop(self) -> None:
-        """Release held requests, stop serving and stop the callback worker."""
+        """Release held requests, stop serving, repricing and the callback worker."""
         if self._stopped:
             return
         self._stopped = True
@@ -83,4 +83,6 @@ def start_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: int = 0)
         daemon=True,
     )
     thread.start()
+    if state.repricer is not None:
+        state.repricer.start()
     return RunningSandbox(server, thread, state)

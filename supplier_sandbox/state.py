@@ -2,7 +2,8 @@
 
 The parts are reachable as attributes so tests can do in-process what the admin routes do:
 ``state.catalog`` (products, prices, truth), ``state.orders`` (the order lifecycle),
-``state.traffic`` (request counts, faults), ``state.callbacks`` (the delivery log).
+``state.traffic`` (request counts, faults), ``state.callbacks`` (the delivery log),
+``state.repricer`` (silent repricing, when configured; started by the server, not here).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from supplier_sandbox.config import SandboxConfig, supplier_today
 from supplier_sandbox.notifier import Notifier
 from supplier_sandbox.order_book import OrderBook
 from supplier_sandbox.quirks import fault_kinds
+from supplier_sandbox.repricing import Repricer, parse_reprice_rates
 from supplier_sandbox.store import CatalogStore
 from supplier_sandbox.traffic import Traffic
 
@@ -62,6 +64,13 @@ class SandboxState:
             fail_rate=self.config.fail_rate,
             fault_kinds=fault_kinds(self.config.quirks),
         )
+        self.repricer: Repricer | None = None
+        if self.config.reprice_rates:
+            self.repricer = Repricer(
+                self.catalog,
+                parse_reprice_rates(self.config.reprice_rates),
+                seed=self.config.reprice_seed,
+            )
 
     @property
     def partner_id(self) -> int:
@@ -85,6 +94,7 @@ class SandboxState:
                 "today": self.today.isoformat(),
                 "quirks": sorted(self.config.quirks),
                 "partner_id": self.config.partner_id,
+                "reprice_rates": self.config.reprice_rates,
             }
 
     def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,6 +125,8 @@ class SandboxState:
             return self.settings()
 
     def close(self) -> None:
-        """Release held requests and stop the callback worker."""
+        """Stop repricing, release held requests and stop the callback worker."""
+        if self.repricer is not None:
+            self.repricer.stop()
         self.traffic.release_holds()
         self.callbacks.close()

@@ -122,7 +122,9 @@ def test_without_quirks_nothing_changes(sandbox: RunningSandbox, supplier: Suppl
     assert page["Data"]["TotalCount"] == 30 and "TotalCount" not in page
 
 
-@pytest.mark.parametrize("module", ["oracle", "quirks", "pricing", "seats", "catalog", "store"])
+@pytest.mark.parametrize(
+    "module", ["oracle", "quirks", "pricing", "seats", "catalog", "store", "repricing"]
+)
 def test_truth_and_quirks_never_import_the_project_parser(module: str) -> None:
     import ast
     import pathlib
