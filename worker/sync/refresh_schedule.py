@@ -113,17 +113,36 @@ def pick_due(
     now_s: float,
     tokens: int,
     max_age_s: float,
+    horizon_s: float = 0.0,
 ) -> DueVisits:
     """The visits to make now: every due product at the ceiling (or never refreshed), then the
-    most overdue of the rest, within ``tokens`` (forced visits count against them too)."""
-    due = [v for v in next_due(products, plan, now_s, len(products)) if v.due_s <= now_s]
-    last = {p.product_id: p.last_refreshed_s for p in products}
-    forced: list[ScheduledVisit] = []
-    rest: list[ScheduledVisit] = []
-    for visit in due:
-        seen = last.get(visit.product_id)
-        (forced if seen is None or now_s - seen >= max_age_s else rest).append(visit)
-    return DueVisits(forced, rest[: max(tokens - len(forced), 0)])
+    most overdue of the rest, within ``tokens`` (forced visits count against them too).
+
+    Due means due by ``now_s + horizon_s``: with half a tick, a visit lands on the tick nearest
+    its due time instead of the next one after it, so intervals are not rounded up to whole
+    ticks (which would spend less than the plan, least on the products visited most)."""
+    interval_of = plan.intervals.get
+    ceiling = now_s - max_age_s
+    horizon = now_s + horizon_s
+    at_ceiling: list[ProductFreshness] = []
+    due: list[ProductFreshness] = []
+    unknown: list[ProductFreshness] = []
+    for product in products:  # the common case, not due, without building a visit
+        last = product.last_refreshed_s
+        if last is None or last <= ceiling:
+            at_ceiling.append(product)
+            continue
+        interval = interval_of(product.product_id)
+        if interval is None:
+            unknown.append(product)
+        elif last + interval <= horizon:
+            due.append(product)
+    if unknown:  # as next_due: the plan's longest interval
+        fallback = max(plan.intervals.values(), default=math.inf)
+        due += [p for p in unknown if (p.last_refreshed_s or 0.0) + fallback <= horizon]
+    forced = next_due(at_ceiling, plan, now_s, len(at_ceiling))
+    room = max(tokens - len(forced), 0)
+    return DueVisits(forced, next_due(due, plan, now_s, room) if room else [])
 
 
 def expected_stale_age(rate: float, age_s: float) -> float:

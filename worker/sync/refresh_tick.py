@@ -219,7 +219,7 @@ def due_now(
     if plan is None or not products:
         return []
     tokens = max(1, round(budget.budget_per_s * budget.tick_s))
-    picked = pick_due(products, plan, now.timestamp(), tokens, max_age_s)
+    picked = pick_due(products, plan, now.timestamp(), tokens, max_age_s, budget.tick_s / 2)
     return [TickVisit(v.product_id, True) for v in picked.forced] + [
         TickVisit(v.product_id, False) for v in picked.planned
     ]
