@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +37,7 @@ from worker.sync.refresh_schedule import (
     estimate,
     make_plan,
     pick_due,
+    summarize_staleness,
 )
 
 log = logging.getLogger(__name__)
@@ -288,3 +290,37 @@ def visits_of(visits: Sequence[ScheduledVisit], now: datetime) -> list[dict[str,
         }
         for v in visits
     ]
+
+
+# The window over which the budget in use is measured.
+SPEND_WINDOW_S = 300.0
+
+
+def freshness_report(
+    session: Session,
+    budget_per_s: float,
+    max_age: timedelta,
+    *,
+    now: datetime | None = None,
+    top: int = 5,
+) -> dict[str, Any]:
+    """The background refresh at a glance (``status``, ``/metrics``): requests per second spent
+    on price refreshes over the last ``SPEND_WINDOW_S`` against the budget, the estimated mean
+    and p99 stale age from the stored plan's rates, and the products refreshed most and least
+    over the last day."""
+    now = now or utcnow()
+    spent = refreshes_since(session, now - timedelta(seconds=SPEND_WINDOW_S)) / SPEND_WINDOW_S
+    products, _ = scheduled(session, max_age.total_seconds())
+    summary = summarize_staleness(products, now.timestamp())
+    most, least = per_product_refreshes(session, now - timedelta(days=1), top)
+    planned = session.scalar(select(func.max(PriceSchedule.planned_at)))
+    return {
+        "budget_per_s": round(budget_per_s, 3),
+        "spent_per_s": round(spent, 3),
+        "staleness_mean_s": round(summary.mean_s, 1),
+        "staleness_p99_s": round(summary.p99_s, 1),
+        "stale_share": round(summary.stale_share, 4),
+        "planned_at": planned.isoformat() if planned else None,
+        "most_refreshed": [{"product_id": p, "refreshes_24h": n} for p, n in most],
+        "least_refreshed": [{"product_id": p, "refreshes_24h": n} for p, n in least],
+    }
