@@ -111,8 +111,11 @@ class Settings(ReadApiSettings):
     product_pass_interval_s: float = Field(default=600.0, gt=0)
     price_refresh_interval_s: float = Field(default=60.0, gt=0)
     deauthorize_max_share: float = Field(default=0.2, ge=0, le=1)
-    # How the background price refresh spreads its budget (worker.sync.refresh_plan).
+    # How the background price refresh spreads its budget (worker.sync.refresh_plan), the
+    # shortest interval it gives any product, and how often it re-estimates and replans.
     price_refresh_policy: Literal["adaptive", "uniform"] = "adaptive"
+    price_refresh_min_interval_s: float = Field(default=60.0, gt=0)
+    price_replan_interval_s: float = Field(default=300.0, gt=0)
 
     # Callbacks.
     callback_url: str | None = None  # the notify URL the supplier posts to (doctor probes it)

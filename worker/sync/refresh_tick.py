@@ -24,6 +24,7 @@ from worker.supplier.contract import supplier_today
 from worker.sync.freshness import NEAR_VISIT_DAYS
 from worker.sync.refresh_history import fold_reads, histories, prune_history
 from worker.sync.refresh_plan import (
+    DEFAULT_MIN_INTERVAL_S,
     ProductFreshness,
     RefreshPlan,
     RefreshPolicy,
@@ -51,6 +52,8 @@ class RefreshBudget:
     budget_per_s: float
     max_age: timedelta
     tick_s: float
+    min_interval_s: float = DEFAULT_MIN_INTERVAL_S
+    replan_s: float = REPLAN_EVERY_S
 
 
 def _near_dates(session: Session, today: date) -> dict[int, tuple[int, int | None]]:
@@ -107,7 +110,11 @@ def replan(
         ]
         products = estimate(signals)
         plan = make_plan(
-            budget.policy, products, budget.budget_per_s, budget.max_age.total_seconds()
+            budget.policy,
+            products,
+            budget.budget_per_s,
+            budget.max_age.total_seconds(),
+            budget.min_interval_s,
         )
         if products:
             statement = insert_for(session, PriceSchedule)
@@ -180,9 +187,9 @@ def scheduled(
     return products, RefreshPlan(intervals, 0.0) if complete else None
 
 
-def _plan_is_stale(session: Session, now: datetime) -> bool:
+def _plan_is_stale(session: Session, now: datetime, replan_s: float) -> bool:
     newest = session.scalar(select(func.max(PriceSchedule.planned_at)))
-    return newest is None or (now - newest).total_seconds() >= REPLAN_EVERY_S
+    return newest is None or (now - newest).total_seconds() >= replan_s
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,8 @@ def refresh_budget_of(settings: Settings) -> RefreshBudget:
         refresh_budget(settings.supplier_rate_limit, settings.price_refresh_share),
         settings.price_max_age,
         settings.price_refresh_interval_s,
+        settings.price_refresh_min_interval_s,
+        settings.price_replan_interval_s,
     )
 
 
@@ -207,12 +216,12 @@ def due_now(
     sessions: sessionmaker[Session], budget: RefreshBudget, *, now: datetime | None = None
 ) -> list[TickVisit]:
     """This tick's products: a tick's share of the budget by the plan, plus every product at
-    the ceiling. Replans first when the stored plan is older than ``REPLAN_EVERY_S`` or misses
+    the ceiling. Replans first when the stored plan is older than ``budget.replan_s`` or misses
     an authorized product."""
     now = now or utcnow()
     max_age_s = budget.max_age.total_seconds()
     with sessions() as session:
-        stale = _plan_is_stale(session, now)
+        stale = _plan_is_stale(session, now, budget.replan_s)
         products, plan = scheduled(session, max_age_s)
     if stale or plan is None:
         replan(sessions, budget, now=now)
