@@ -92,27 +92,34 @@ def _rolling_price_refresh() -> int:
     """Queue this tick's price refreshes and drop days that left the window.
 
     The scheduler (``worker.sync.refresh_tick``) picks a tick's share of the background
-    budget by ``PRICE_REFRESH_POLICY``, plus every product at ``PRICE_MAX_AGE``; those at the
-    ceiling skip the background bucket (the ceiling beats the budget), the others draw on it.
+    budget by ``PRICE_REFRESH_POLICY``, plus every product at ``PRICE_MAX_AGE`` (or never
+    refreshed, or reset by a notice or a refused order); those go first (urgent) and skip the
+    background bucket (the ceiling beats the budget), the others draw on it.
     """
     runtime = get_runtime()
     settings = runtime.settings
     drop_expired_days(runtime.sessions)
     budget = refresh_budget_of(settings)
     visits = due_now(runtime.sessions, budget)
-    # A backlog must not make every tick queue the same products again.
-    batch = set(
-        coalesce(
-            runtime.coalescer,
-            "rolling-prices",
-            [v.product_id for v in visits],
-            settings.price_refresh_interval_s * 5,
-        )
+    # A backlog must not make every tick queue the same products again; a planned visit's
+    # window is no longer than the shortest interval, so the plan's fastest still go. Forced
+    # visits (the ceiling, a reset) have their own key: a reset is not held back by a planned
+    # visit just queued.
+    window = settings.price_refresh_interval_s * 5
+    forced = coalesce(
+        runtime.coalescer, "rolling-prices", [v.product_id for v in visits if v.forced], window
     )
-    for visit in visits:
-        if visit.product_id in batch:
-            queue_price_refresh(visit.product_id, urgent=False, background=not visit.forced)
-    return len(batch)
+    planned = coalesce(
+        runtime.coalescer,
+        "planned-prices",
+        [v.product_id for v in visits if not v.forced],
+        min(window, settings.price_refresh_min_interval_s),
+    )
+    for product_id in forced:  # due first: ahead of the planned ones waiting on the bucket
+        queue_price_refresh(product_id, urgent=True)
+    for product_id in planned:
+        queue_price_refresh(product_id, urgent=False, background=True)
+    return len(forced) + len(planned)
 
 
 def _refresh_product_prices(

@@ -55,6 +55,13 @@ class RefreshBudget:
     min_interval_s: float = DEFAULT_MIN_INTERVAL_S
     replan_s: float = REPLAN_EVERY_S
 
+    @property
+    def ceiling_s(self) -> float:
+        """The age the plan treats as the ceiling: ``max_age`` less two ticks, so a visit
+        queued at it (a tick late at worst, then a queue hop) lands before ``max_age``."""
+        max_age_s = self.max_age.total_seconds()
+        return max(max_age_s - 2 * self.tick_s, min(self.tick_s, max_age_s))
+
 
 def _near_dates(session: Session, today: date) -> dict[int, tuple[int, int | None]]:
     """Product id → (sellable days among the next 14, lowest limited stock on them)."""
@@ -113,7 +120,7 @@ def replan(
             budget.policy,
             products,
             budget.budget_per_s,
-            budget.max_age.total_seconds(),
+            budget.ceiling_s,
             budget.min_interval_s,
         )
         if products:
@@ -219,7 +226,7 @@ def due_now(
     the ceiling. Replans first when the stored plan is older than ``budget.replan_s`` or misses
     an authorized product."""
     now = now or utcnow()
-    max_age_s = budget.max_age.total_seconds()
+    max_age_s = budget.ceiling_s
     with sessions() as session:
         stale = _plan_is_stale(session, now, budget.replan_s)
         products, plan = scheduled(session, max_age_s)
@@ -229,7 +236,9 @@ def due_now(
             products, plan = scheduled(session, max_age_s)
     if plan is None or not products:
         return []
-    tokens = max(1, round(budget.budget_per_s * budget.tick_s))
+    # Two ticks' share: a late tick catches up, and the background bucket paces the requests
+    # whatever is queued.
+    tokens = max(1, round(2 * budget.budget_per_s * budget.tick_s))
     picked = pick_due(products, plan, now.timestamp(), tokens, max_age_s, budget.tick_s / 2)
     return [TickVisit(v.product_id, True) for v in picked.forced] + [
         TickVisit(v.product_id, False) for v in picked.planned
