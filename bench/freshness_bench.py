@@ -34,6 +34,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from supplier_sandbox.repricing import RateModel, parse_reprice_rates, poisson_c
 from worker.sync.freshness import NEAR_VISIT_DAYS, Observation
 from worker.sync.refresh_plan import ProductFreshness, RefreshPlan, RefreshPolicy
 from worker.sync.refresh_schedule import ProductSignals, estimate, make_plan, pick_due
+from worker.sync.refresh_tick import RefreshBudget
 
 DAY_S = 86_400.0
 WINDOW_DAYS = 60
@@ -169,7 +171,12 @@ def simulate(scenario: Scenario, model: RateModel, policy: RefreshPolicy) -> Out
     next_sample = SAMPLE_EVERY_S
     samples: list[float] = []
     plan_seconds = 0.0
-    tokens_per_tick = max(1, round(scenario.budget_per_s * scenario.tick_s))
+    # As the worker's tick (``worker.sync.refresh_tick.due_now``): the plan's ceiling two ticks
+    # short of PRICE_MAX_AGE, and up to two ticks' share queued per tick.
+    ceiling_s = RefreshBudget(
+        policy, scenario.budget_per_s, timedelta(seconds=scenario.max_age_s), scenario.tick_s
+    ).ceiling_s
+    tokens_per_tick = max(1, round(2 * scenario.budget_per_s * scenario.tick_s))
     index = {p.product_id: i for i, p in enumerate(catalog)}
     products: list[ProductFreshness] = []
     now = 0.0
@@ -187,16 +194,14 @@ def simulate(scenario: Scenario, model: RateModel, policy: RefreshPolicy) -> Out
                 for p in catalog
             ]
             estimated = estimate(signals)
-            plan = make_plan(policy, estimated, scenario.budget_per_s, scenario.max_age_s)
+            plan = make_plan(policy, estimated, scenario.budget_per_s, ceiling_s)
             rates = {e.product_id: e.rate for e in estimated}
             weights = {e.product_id: e.weight for e in estimated}
             products = estimated  # each with its last refresh, replaced as refreshes land
             plan_seconds += time.process_time() - started
             next_plan += scenario.replan_s
         assert plan is not None
-        picked = pick_due(
-            products, plan, now, tokens_per_tick, scenario.max_age_s, scenario.tick_s / 2
-        )
+        picked = pick_due(products, plan, now, tokens_per_tick, ceiling_s, scenario.tick_s / 2)
         for visit in picked.forced + picked.planned:
             pid = visit.product_id
             _refresh(by_id[pid], now)
@@ -300,12 +305,12 @@ def _print(report: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Fewer products and days (about 20 s).")
+@click.option("--quick", is_flag=True, help="Two simulated days instead of seven (about 20 s).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures.")
 @click.option("--mix", default="pareto:1.5,21600", show_default=True, help="Repricing rates.")
 @click.option("--uniform-mix", default="uniform:21600", show_default=True)
-@click.option("--products", type=int, help="Default 1000 (500 with --quick).")
-@click.option("--days", type=float, help="Default 7 (3 with --quick).")
+@click.option("--products", type=int, help="Default 1000.")
+@click.option("--days", type=float, help="Default 7 (2 with --quick).")
 @click.option(
     "--budget-per-request-s",
     default=1000.0,
@@ -334,10 +339,10 @@ def main(
     seasonal: float,
     seed: int,
 ) -> None:
-    n = products or (500 if quick else 1_000)
+    n = products or 1_000
     scenario = Scenario(
         products=n,
-        days=days or (3.0 if quick else 7.0),
+        days=days or (2.0 if quick else 7.0),
         budget_per_s=n / budget_per_request_s,
         max_age_s=max_age_s,
         tick_s=tick_s,
