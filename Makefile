@@ -32,6 +32,7 @@ bench: install services
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/callbacks_bench.py
 	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/freshness_bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,11 @@ A repricing changes every day of the product (as the sandbox's does), so a (prod
 stale from the first change after the last refresh until the next refresh. Reported: the
 time-averaged share of stale (product, day) pairs weighted by demand (the gain is uniform's
 over adaptive's), the mean and 99th-percentile stale age (sampled hourly over products, 0 when
-fresh), and the requests each policy spent.
+fresh), and the requests each policy spent. Stale time is taken as its expectation given each
+refresh's time and the product's true rate (what the refreshes saw still comes from the
+simulated changes): the same on average as counting the simulated changes, with far less
+noise from the few changes of the few products that carry most of the demand; the counted
+gain is reported too.
 """
 
 from __future__ import annotations
@@ -252,6 +256,12 @@ def run(scenario: Scenario, mix: str, uniform_mix: str) -> dict[str, Any]:
         "freshness_gain_vs_uniform": round(_gain(main["uniform"], main["adaptive"]), 3),
         "freshness_gain_vs_uniform_on_uniform_mix": round(
             _gain(flat["uniform"], flat["adaptive"]), 3
+        ),
+        # The same from the simulated changes counted, not their expectation (noisier).
+        "freshness_gain_vs_uniform_counted": round(
+            main["uniform"].weighted_stale_share_counted
+            / max(main["adaptive"].weighted_stale_share_counted, 1e-12),
+            3,
         ),
         "products": scenario.products,
         "simulated_days": scenario.days,
