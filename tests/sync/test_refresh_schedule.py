@@ -21,7 +21,6 @@ from worker.sync.refresh_schedule import (
     expected_stale_age,
     pick_due,
     summarize_staleness,
-    tick_tokens,
 )
 from worker.sync.refresh_tick import RefreshBudget
 
@@ -32,14 +31,6 @@ def test_the_budget_is_the_share_of_the_rate_limit() -> None:
     plan = adaptive_plan([ProductFreshness(i, 1 / 21_600) for i in range(10_000)], 10.0, 21_600)
     assert plan.visits_per_s == pytest.approx(10.0, rel=1e-3)
     assert not plan.is_over_budget
-
-
-def test_tick_tokens_carry_the_fraction() -> None:
-    assert tick_tokens(10.0, 60.0) == (600, 0.0)
-    whole, carry = tick_tokens(0.7, 1.0)
-    assert whole == 0 and carry == pytest.approx(0.7)
-    whole, carry = tick_tokens(0.7, 1.0, carry)
-    assert whole == 1 and carry == pytest.approx(0.4)
 
 
 def test_the_ceiling_is_two_ticks_short_of_the_max_age() -> None:

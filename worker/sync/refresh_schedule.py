@@ -87,13 +87,6 @@ def make_plan(
     return plan_refresh(policy, products, budget_per_s, max_age_s, min(min_interval_s, max_age_s))
 
 
-def tick_tokens(budget_per_s: float, tick_s: float, carry: float = 0.0) -> tuple[int, float]:
-    """Whole requests a tick of ``tick_s`` may spend, and the fraction carried to the next."""
-    tokens = budget_per_s * tick_s + carry
-    whole = math.floor(tokens)
-    return whole, tokens - whole
-
-
 @dataclass(frozen=True)
 class DueVisits:
     """A tick's visits: ``forced`` are at the ceiling (or never refreshed, or reset) and go
