@@ -58,6 +58,7 @@ def catalog_for(runtime: Runtime) -> Catalog:
     """The catalog sync's functions bound to this process's sessions and supplier client."""
     from worker.sync.prices import refresh_prices
     from worker.sync.products import set_shelf_status, sync_one_product
+    from worker.sync.refresh_history import reset_clock
     from worker.tasks import queue_product_refresh
 
     window = runtime.settings.price_window_days
@@ -65,7 +66,10 @@ def catalog_for(runtime: Runtime) -> Catalog:
         set_shelf_status=lambda pid, status: set_shelf_status(runtime.sessions, pid, status),
         refresh_product=lambda pid: sync_one_product(runtime.sessions, runtime.supplier, pid),
         refresh_prices=lambda pid: refresh_prices(
-            runtime.sessions, runtime.supplier, pid, window_days=window
+            runtime.sessions,
+            runtime.supplier,
+            reset_clock(runtime.sessions, pid),
+            window_days=window,
         ),
         queue_product_refresh=lambda pid: queue_product_refresh(pid, urgent=True),
     )

@@ -20,6 +20,7 @@ from catalog_api import auth, changes, docs, health, metrics, openapi, orders, p
 from catalog_api.context import ApiState, close_session
 from catalog_api.params import MAX_WAIT_S, BadParameter
 from catalog_api.queries import GapClock
+from catalog_api.reads import ReadCounter
 from catalog_api.waiting import ChangeWatcher
 from models.db import ensure_schema, make_engine, make_session_factory
 from worker.logs import configure_logging_for
@@ -66,6 +67,7 @@ def create_app(
         gaps=GapClock(),
         watcher=ChangeWatcher(sessions),
         change_wait_cap_s=change_wait_cap_s,
+        reads=ReadCounter(sessions),
     )
     token = settings.catalog_api_token
     auth.init_app(app, token.get_secret_value() if token else None)

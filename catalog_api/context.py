@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.queries import GapClock
+from catalog_api.reads import ReadCounter
 from catalog_api.waiting import ChangeWatcher
 from worker.settings import ReadApiSettings
 
@@ -29,6 +30,7 @@ class ApiState:
     gaps: GapClock
     watcher: ChangeWatcher
     change_wait_cap_s: float = 60.0
+    reads: ReadCounter | None = None
 
 
 def state() -> ApiState:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (
@@ -29,6 +30,7 @@ from catalog_api import queries
 from catalog_api.context import state
 from models import stats
 from worker.supplier.contract import ShelfStatus
+from worker.sync.refresh_tick import freshness_report
 
 bp = Blueprint("metrics", __name__)
 
@@ -43,7 +45,9 @@ def scrape() -> Response:
 def init_app(app: Flask, registry: CollectorRegistry, *, multiprocess: bool = False) -> None:
     """Register the catalog collector and per-request instrumentation on ``registry``."""
     api_state = app.extensions["catalog_api"]
-    registry.register(CatalogCollector(api_state.sessions, api_state.clock))
+    settings = api_state.settings
+    budget = settings.supplier_rate_limit * settings.price_refresh_share
+    registry.register(CatalogCollector(api_state.sessions, api_state.clock, budget))
     own: CollectorRegistry | None = registry
     if multiprocess:
         from prometheus_client.multiprocess import MultiProcessCollector
@@ -81,9 +85,15 @@ def init_app(app: Flask, registry: CollectorRegistry, *, multiprocess: bool = Fa
 class CatalogCollector(Collector):
     """Reads the catalog's figures on each scrape, so every process reports the same numbers."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        refresh_budget_per_s: float | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.refresh_budget_per_s = refresh_budget_per_s
 
     def describe(self) -> list[Metric]:
         return []  # figures come from the database: nothing to collect at registration
@@ -161,6 +171,11 @@ class CatalogCollector(Collector):
             success_age.add_metric([kind], (now - at).total_seconds())
         yield success_age
 
+        if self.refresh_budget_per_s is not None:
+            yield from _refresh_families(
+                freshness_report(session, self.refresh_budget_per_s, PLAN_CEILING, now=now)
+            )
+
         last_seq = GaugeMetricFamily("catalog_changes_last_seq", "Highest change seq stored.")
         last_seq.add_metric([], stats.last_change_seq(session) or 0)
         yield last_seq
@@ -182,3 +197,38 @@ class CatalogCollector(Collector):
             for status, rows_in_status in sorted(by_status.items()):
                 rows.add_metric([status], rows_in_status)
             yield rows
+
+
+# Only clamps the stored intervals read back; the figures shown do not depend on it.
+PLAN_CEILING = timedelta(hours=6)
+
+
+def _refresh_families(report: dict[str, Any]) -> Iterator[Metric]:
+    """The background price refresh: budget in use, estimated staleness, most and least
+    refreshed products."""
+    budget = GaugeMetricFamily(
+        "catalog_price_refresh_requests_per_second",
+        "Background price refresh: requests per second spent (last 5 minutes) and the budget.",
+        labels=["kind"],
+    )
+    budget.add_metric(["spent"], report["spent_per_s"])
+    budget.add_metric(["budget"], report["budget_per_s"])
+    yield budget
+    stale = GaugeMetricFamily(
+        "catalog_price_staleness_estimated_seconds",
+        "Estimated seconds the stored prices have been stale (mean and 99th percentile over "
+        "authorized products), from each product's estimated change rate.",
+        labels=["quantile"],
+    )
+    stale.add_metric(["mean"], report["staleness_mean_s"])
+    stale.add_metric(["0.99"], report["staleness_p99_s"])
+    yield stale
+    refreshed = GaugeMetricFamily(
+        "catalog_price_refreshes_last_day",
+        "Price refreshes over the last day of the products refreshed most and least.",
+        labels=["product_id", "rank"],
+    )
+    for rank, key in (("most", "most_refreshed"), ("least", "least_refreshed")):
+        for row in report[key]:
+            refreshed.add_metric([str(row["product_id"]), rank], row["refreshes_24h"])
+    yield refreshed

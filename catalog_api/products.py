@@ -51,6 +51,7 @@ def get_product(product_id: str) -> Response:
     row = queries.get_product(session, key)
     if row is None:
         abort(404, f"no product {key}")
+    _count_read(key)
     first = state().clock().astimezone(SUPPLIER_TZ).date()
     last = first + timedelta(days=state().settings.price_window_days)
     body = representations.product(row)
@@ -76,6 +77,7 @@ def get_calendar(product_id: str) -> Response:
     days = queries.calendar(session, key, first, last)
     if not days and not queries.product_exists(session, key):
         abort(404, f"no product {key}")
+    _count_read(key)
     booking_time, sells_by_session = queries.booking_terms(session, key)
     cutoff = booking.parse_booking_time(booking_time)
     deadlines = [
@@ -107,6 +109,13 @@ def get_calendar(product_id: str) -> Response:
             }
         )
     )
+
+
+def _count_read(product_id: int) -> None:
+    """Count a read of one product (the price refresh weighs products by reads)."""
+    reads = state().reads
+    if reads is not None:
+        reads.add(product_id)
 
 
 def _product_key(raw: str) -> int:

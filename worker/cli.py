@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "db": "worker.commands:db",
     "sync": "worker.commands:sync",
     "status": "worker.commands:status",
+    "prices": "worker.commands:prices",
     "web": "callbacks.commands:web",
     "inbox": "callbacks.commands:inbox",
     "api": "catalog_api.commands:api",

@@ -270,7 +270,11 @@ def status(as_json: bool) -> None:
     engine = make_engine(local.database_url)
     try:
         ensure_schema(engine, migrate=False)
-        report = collect_status(make_session_factory(engine))
+        report = collect_status(
+            make_session_factory(engine),
+            refresh_budget_per_s=local.supplier_rate_limit * local.price_refresh_share,
+            price_max_age=local.price_max_age,
+        )
     finally:
         engine.dispose()
     report["problems"] = problems(report, local.price_max_age)
@@ -297,6 +301,18 @@ def _print_status(report: dict[str, Any]) -> None:
         f"prices: oldest refresh {'never' if age is None else f'{age:.0f} s ago'}, "
         f"{prices['never_refreshed']} never refreshed, {prices['failing']} still failing"
     )
+    refresh = report.get("refresh")
+    if refresh:
+        console.print(
+            f"price refresh: {refresh['spent_per_s']:.2f} of {refresh['budget_per_s']:.2f} "
+            f"requests/s; estimated staleness mean {refresh['staleness_mean_s']:.0f} s, "
+            f"p99 {refresh['staleness_p99_s']:.0f} s"
+        )
+        for label, key in (("most", "most_refreshed"), ("least", "least_refreshed")):
+            shown = ", ".join(
+                f"{row['product_id']} ({row['refreshes_24h']})" for row in refresh[key]
+            )
+            console.print(f"  refreshed {label} (24 h): {shown or '-'}")
     inbox = report.get("inbox")
     if inbox:
         console.print("callback inbox: " + ", ".join(f"{n} {s}" for s, n in inbox.items()))
@@ -337,3 +353,39 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(table)
     for problem in report.get("problems", []):
         console.print(f"[bold red]problem:[/] {problem}")
+
+
+@click.group()
+def prices() -> None:
+    """The background price refresh's plan."""
+
+
+@prices.command("plan")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", default=20, show_default=True, help="How many visits to list.")
+def prices_plan(as_json: bool, limit: int) -> None:
+    """The next scheduled price refreshes: each one's estimated rate, weight, interval and due
+    time (from the stored plan; the worker replans every few minutes)."""
+    from models.base import utcnow
+    from models.db import ensure_schema, make_engine, make_session_factory
+    from worker.sync.refresh_tick import upcoming, visits_of
+
+    local = command_settings(_LocalOnly)
+    engine = make_engine(local.database_url)
+    try:
+        ensure_schema(engine, migrate=False)
+        now = utcnow()
+        visits = visits_of(
+            upcoming(make_session_factory(engine), local.price_max_age, limit, now=now), now
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps({"visits": visits}, indent=2))
+        return
+    click.echo(f"{'product':>10} {'due in s':>9} {'interval s':>10} {'rate/day':>9} {'weight':>9}")
+    for visit in visits:
+        click.echo(
+            f"{visit['product_id']:>10} {visit['due_in_s']:>9} {visit['interval_s']:>10} "
+            f"{visit['rate_per_day']:>9} {visit['weight']:>9}"
+        )

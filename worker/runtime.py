@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy import Engine
@@ -23,9 +23,12 @@ from worker.locks import PassLock, lock_dir_for, pass_lock
 from worker.settings import Settings, load_settings
 from worker.startup import REDIS_TIMEOUTS
 from worker.supplier.client import SupplierClient
-from worker.supplier.ratelimit import FileRateLimiter, RateLimiter, RedisRateLimiter
+from worker.supplier.ratelimit import FileRateLimiter, NoLimit, RateLimiter, RedisRateLimiter
 
 RATE_LIMIT_KEY = "catalog-sync:supplier-rate"
+# The background price refresh's own bucket (PRICE_REFRESH_SHARE of the limit), drawn on before
+# the shared one: passes, notices and orders keep the rest.
+BACKGROUND_RATE_LIMIT_KEY = "catalog-sync:supplier-rate:background"
 # PostgreSQL: no statement of a worker runs, or waits on a lock, without bound (a task would
 # hold its slot past its time limit). Milliseconds.
 STATEMENT_TIMEOUT_MS = 60_000
@@ -49,6 +52,7 @@ class Runtime:
     redis: redis.Redis | None
     limiter: RateLimiter
     coalescer: Coalescer
+    background_limiter: RateLimiter = field(default_factory=NoLimit)
 
     def pass_lock(self, *, ttl_s: float) -> PassLock:
         """The one-product-pass-at-a-time lock: in Redis when there is one, else a file."""
@@ -69,6 +73,8 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     client: redis.Redis | None = None
     limiter: RateLimiter
     coalescer: Coalescer
+    background: RateLimiter
+    background_rate = settings.supplier_rate_limit * settings.price_refresh_share
     # The one place that asks "is there Redis?": limiter, coalescer and (``pass_lock``) lock.
     if settings.redis_url:
         client = redis.Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)
@@ -76,6 +82,9 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
             client, RATE_LIMIT_KEY, settings.supplier_rate_limit, settings.supplier_burst
         )
         coalescer = RedisCoalescer(client)
+        background = RedisRateLimiter(
+            client, BACKGROUND_RATE_LIMIT_KEY, background_rate, settings.supplier_burst
+        )
     else:
         # Embedded: one budget for every process on this machine (see ``FileRateLimiter``).
         limiter = FileRateLimiter(
@@ -84,9 +93,14 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
             settings.supplier_burst,
         )
         coalescer = LocalCoalescer()
+        background = FileRateLimiter(
+            lock_dir_for(settings.database_url) / "supplier-rate-background.state",
+            background_rate,
+            settings.supplier_burst,
+        )
     supplier = SupplierClient.from_settings(settings, rate_limiter=limiter)
     sessions = make_session_factory(engine)
-    return Runtime(settings, engine, sessions, supplier, client, limiter, coalescer)
+    return Runtime(settings, engine, sessions, supplier, client, limiter, coalescer, background)
 
 
 _lock = threading.Lock()

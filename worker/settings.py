@@ -35,6 +35,12 @@ class ReadApiSettings(BaseSettings):
     catalog_api_anonymous: bool = False
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # The supplier's request budget and the share of it background price refreshes spend
+    # (also read here: status and metrics show the budget in use).
+    supplier_rate_limit: float = Field(
+        default=20.0, gt=0, description="requests per second, all workers"
+    )
+    price_refresh_share: float = Field(default=0.5, gt=0, le=1)
     # Set by the gunicorn configuration for prometheus_client's multiprocess mode.
     prometheus_multiproc_dir: str | None = None
 
@@ -81,9 +87,6 @@ class Settings(ReadApiSettings):
     zzy_allow_http: bool = False
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
-    supplier_rate_limit: float = Field(
-        default=20.0, gt=0, description="requests per second, all workers"
-    )
     supplier_burst: int = Field(default=10, ge=1)
     price_concurrency: int = Field(default=4, ge=1, le=64)
     page_size: int = Field(default=100, ge=1, le=1000)
@@ -111,10 +114,11 @@ class Settings(ReadApiSettings):
     # The product-pass lock's expiry. Its holder renews it every third of this, so it bounds
     # only how long a killed holder blocks the next pass, not how long a pass may run.
     pass_lock_ttl_s: float = Field(default=60.0, gt=0)
-    # The adaptive refresh (in progress, not read yet): the share of SUPPLIER_RATE_LIMIT spent on
-    # background price refreshes, and how it is spread (worker.sync.refresh_plan).
-    price_refresh_share: float = Field(default=0.5, gt=0, le=1)
+    # How the background price refresh spreads its budget (worker.sync.refresh_plan), the
+    # shortest interval it gives any product, and how often it re-estimates and replans.
     price_refresh_policy: Literal["adaptive", "uniform"] = "adaptive"
+    price_refresh_min_interval_s: float = Field(default=60.0, gt=0)
+    price_replan_interval_s: float = Field(default=300.0, gt=0)
 
     # Callbacks.
     callback_url: str | None = None  # the notify URL the supplier posts to (doctor probes it)

@@ -23,7 +23,8 @@ from worker.supplier.errors import SupplierUnavailable
 from worker.sync.plan import PRICE_DUE_KINDS
 from worker.sync.prices import refresh_prices
 from worker.sync.products import sync_one_product, sync_products
-from worker.sync.rolling import drop_expired_days, due_for_refresh
+from worker.sync.refresh_tick import due_now, refresh_budget_of
+from worker.sync.rolling import drop_expired_days
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,14 @@ def queue_product_refresh(product_id: int, *, urgent: bool = True) -> None:
     _send("worker.tasks.refresh_product", [product_id], urgent=urgent)
 
 
-def queue_price_refresh(product_id: int, *, urgent: bool = True) -> None:
-    """Enqueue a price refresh of one product; urgent ones overtake rolling work."""
+def queue_price_refresh(product_id: int, *, urgent: bool = True, background: bool = False) -> None:
+    """Enqueue a price refresh of one product; urgent ones overtake rolling work, background
+    ones draw on the background refresh's share of the supplier's budget."""
     queued_at = None if urgent else utcnow().isoformat()
-    _send("worker.tasks.refresh_product_prices", [product_id, queued_at], urgent=urgent)
+    args: list[Any] = [product_id, queued_at]
+    if background:
+        args.append(True)
+    _send("worker.tasks.refresh_product_prices", args, urgent=urgent)
 
 
 def _product_pass() -> dict[str, Any]:
@@ -84,36 +89,50 @@ def _product_pass() -> dict[str, Any]:
 
 
 def _rolling_price_refresh() -> int:
-    """Queue the next rolling batch and drop days that left the window.
+    """Queue this tick's price refreshes and drop days that left the window.
 
-    The batch is the least recently attempted products (see ``due_for_refresh``): a refresh
-    that fails still stamps its attempt, so failing products cannot hold the head of the line.
+    The scheduler (``worker.sync.refresh_tick``) picks a tick's share of the background
+    budget by ``PRICE_REFRESH_POLICY``, plus every product at ``PRICE_MAX_AGE`` (or never
+    refreshed, or reset by a notice or a refused order); those go first (urgent) and skip the
+    background bucket (the ceiling beats the budget), the others draw on it.
     """
     runtime = get_runtime()
     settings = runtime.settings
     drop_expired_days(runtime.sessions)
-    batch = due_for_refresh(
-        runtime.sessions,
-        interval_s=settings.price_refresh_interval_s,
-        max_age=settings.price_max_age,
-        cap=settings.price_batch_size,
+    budget = refresh_budget_of(settings)
+    visits = due_now(runtime.sessions, budget)
+    # A backlog must not make every tick queue the same products again; a planned visit's
+    # window is no longer than the shortest interval, so the plan's fastest still go. Forced
+    # visits (the ceiling, a reset) have their own key: a reset is not held back by a planned
+    # visit just queued.
+    window = settings.price_refresh_interval_s * 5
+    forced = coalesce(
+        runtime.coalescer, "rolling-prices", [v.product_id for v in visits if v.forced], window
     )
-    # A backlog must not make every tick queue the same oldest products again.
-    batch = coalesce(
-        runtime.coalescer, "rolling-prices", batch, settings.price_refresh_interval_s * 5
+    planned = coalesce(
+        runtime.coalescer,
+        "planned-prices",
+        [v.product_id for v in visits if not v.forced],
+        min(window, settings.price_refresh_min_interval_s),
     )
-    for product_id in batch:
-        queue_price_refresh(product_id, urgent=False)
-    return len(batch)
+    for product_id in forced:  # due first: ahead of the planned ones waiting on the bucket
+        queue_price_refresh(product_id, urgent=True)
+    for product_id in planned:
+        queue_price_refresh(product_id, urgent=False, background=True)
+    return len(forced) + len(planned)
 
 
-def _refresh_product_prices(product_id: int, queued_at: str | None = None) -> bool:
+def _refresh_product_prices(
+    product_id: int, queued_at: str | None = None, background: bool = False
+) -> bool:
     """Refresh one product's prices; a rolling one already overtaken by a newer refresh is skipped."""
     runtime = get_runtime()
     if queued_at is not None and _refreshed_since(
         runtime.sessions, product_id, datetime.fromisoformat(queued_at)
     ):
         return False
+    if background:
+        runtime.background_limiter.acquire()
     return refresh_prices(
         runtime.sessions,
         runtime.supplier,

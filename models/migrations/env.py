@@ -9,6 +9,7 @@ import models.catalog
 from models.base import Base
 
 try:
+    import models.freshness
     import models.inbox
     import models.orders  # noqa: F401
 except ImportError:  # pragma: no cover - tables added by a later migration

@@ -68,6 +68,7 @@ from worker.supplier.payloads import (
     RefundResult,
     VerifyOrderRequest,
 )
+from worker.sync.refresh_history import reset_clocks
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +423,8 @@ def _write_refused(
     _move(session, order, status, source="call", action=action, detail=detail)
     view = order_view(session, order)
     if rejected is not None:
+        # The supplier refused what our copy allowed: its price or stock may be stale.
+        reset_clocks(session, [order.product_id] if order.product_id else [], _utcnow())
         return Outcome(
             "refused",
             f"the supplier refused {action.capitalize()}: {mask(rejected.message)}",
@@ -431,6 +434,14 @@ def _write_refused(
     return Outcome(
         "refused", f"the supplier is unreachable: {unreachable}", "supplier_unavailable", view
     )
+
+
+def _recheck_prices(sessions: sessionmaker[Session], product_id: int, refused: Outcome) -> None:
+    """A Verify the supplier refused after the catalog's checks passed: our price or stock
+    may be stale, so the product's price refresh is due now."""
+    if refused.rule == "supplier_verify":
+        with sessions.begin() as session:
+            reset_clocks(session, [product_id], _utcnow())
 
 
 def _rejection(exc: SupplierRejected) -> dict[str, Any]:
@@ -455,6 +466,7 @@ def verify(
         return Outcome("refused", verdict.message, verdict.rule)
     refused = _supplier_verify(supplier, request, verdict, use_verify)
     if refused is not None:
+        _recheck_prices(sessions, request.product_id, refused)
         return refused
     return Outcome(
         "done",
@@ -502,6 +514,7 @@ def place(
         return Outcome("refused", verdict.message, verdict.rule)
     refused = _supplier_verify(supplier, request, verdict, use_verify)
     if refused is not None:
+        _recheck_prices(sessions, request.product_id, refused)
         return refused
     try:
         with sessions.begin() as session:

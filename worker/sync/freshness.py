@@ -53,10 +53,21 @@ class _Term:
 
 
 def _terms(observations: Iterable[Observation]) -> list[_Term]:
+    """One term per distinct interval (polls on a fixed tick repeat a few): the likelihood is
+    a sum over polls, so polls of equal length add their weights exactly."""
+    changed: dict[float, float] = {}
+    unchanged: dict[float, float] = {}
+    for obs in observations:
+        interval = obs.interval_s
+        if interval <= 0:
+            continue
+        if obs.changed:
+            changed[interval] = changed.get(interval, 0.0) + 1.0
+        else:
+            unchanged[interval] = unchanged.get(interval, 0.0) + 1.0
     return [
-        _Term(obs.interval_s, 1.0 if obs.changed else 0.0, 0.0 if obs.changed else 1.0)
-        for obs in observations
-        if obs.interval_s > 0
+        _Term(interval, changed.get(interval, 0.0), unchanged.get(interval, 0.0))
+        for interval in {**changed, **unchanged}
     ]
 
 
@@ -149,7 +160,8 @@ def estimate_change_rate(
         raise ValueError("prior_rate must be finite and not negative")
     terms = _terms(observations)
     if prior_interval_s is None and terms:
-        prior_interval_s = sum(term.interval_s for term in terms) / len(terms)
+        polls = sum(term.changed + term.unchanged for term in terms)
+        prior_interval_s = sum(t.interval_s * (t.changed + t.unchanged) for t in terms) / polls
     if prior_observations > 0 and prior_rate > 0:
         if prior_interval_s is None:
             prior_interval_s = 1 / prior_rate
@@ -169,7 +181,7 @@ def estimate_change_rate(
 
 
 # What staleness costs, relative to a product nobody reads with no visit date soon.
-READ_WEIGHT = 1.0  # per e-fold of reads through the read API per day (log: a hot page saturates)
+READ_WEIGHT = 100.0  # per ``reads_scale`` reads through the read API per day
 NEAR_VISIT_WEIGHT = 1.0  # at all of the next NEAR_VISIT_DAYS sellable
 NEAR_VISIT_DAYS = 14
 LOW_STOCK = 10  # remaining stock at or under this on a near date is "low"
@@ -181,6 +193,7 @@ def staleness_weight(
     reads_per_day: float = 0.0,
     near_visit_days: int = 0,
     lowest_near_stock: int | None = None,
+    reads_scale: float = 1.0,
     read_weight: float = READ_WEIGHT,
     near_visit_weight: float = NEAR_VISIT_WEIGHT,
     low_stock: int = LOW_STOCK,
@@ -188,13 +201,18 @@ def staleness_weight(
 ) -> float:
     """What a stale copy of one product costs, ≥ 1.
 
-    ``(1 + read_weight·ln(1 + reads_per_day) + near_visit_weight·near_visit_days / 14)``,
+    ``(1 + read_weight·reads_per_day / reads_scale + near_visit_weight·near_visit_days / 14)``,
     times ``low_stock_factor`` when the lowest remaining stock over the near dates
     (``None``: unlimited) is at or under ``low_stock``.
+
+    Linear in reads: every read of a stale copy is a price shown wrong, so a product read ten
+    times as often costs ten times as much when stale. The scheduler passes the catalog's mean
+    reads per day as ``reads_scale``, so an average product's reads weigh as much as the base
+    cost (what a stale copy costs consumers of the change feed) whatever the traffic's volume.
     """
-    reads = max(reads_per_day, 0.0)
+    reads = max(reads_per_day, 0.0) / reads_scale if reads_scale > 0 else 0.0
     near = min(max(near_visit_days, 0), NEAR_VISIT_DAYS) / NEAR_VISIT_DAYS
-    weight = 1.0 + read_weight * math.log1p(reads) + near_visit_weight * near
+    weight = 1.0 + read_weight * reads + near_visit_weight * near
     if lowest_near_stock is not None and lowest_near_stock <= low_stock:
         weight *= low_stock_factor
     return weight

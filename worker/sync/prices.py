@@ -45,6 +45,7 @@ from worker.sync.price_plan import (
     price_content,
     price_window,
 )
+from worker.sync.refresh_history import RefreshOutcome, record_refreshes
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
         log.info("prices of product %s: a later fetch is already stored", product_id)
         return False
     _apply(session, product_id, content, plan, held.complete_window)
+    record_refreshes(
+        session,
+        [RefreshOutcome(product_id, content.fetched_at, row.prices_fetched_at, plan.is_change)],
+    )
     attempted = max(row.prices_attempted_at or content.fetched_at, content.fetched_at)
     session.execute(
         update(Product)
@@ -154,6 +159,7 @@ def _store_batch(
     writes = _BatchWrites()
     stamps: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
+    outcomes: list[RefreshOutcome] = []
     for product_id, content in fetches:
         row = rows.get(product_id)
         if row is None:
@@ -163,6 +169,9 @@ def _store_batch(
             log.info("prices of product %s: a later fetch is already stored", product_id)
             continue
         writes.add(product_id, content, plan, held[product_id].complete_window)
+        outcomes.append(
+            RefreshOutcome(product_id, content.fetched_at, row.prices_fetched_at, plan.is_change)
+        )
         stamps.append(
             {
                 "product_id": product_id,
@@ -191,6 +200,7 @@ def _store_batch(
         session.execute(update(Product), stamps)  # by primary key, one executemany
     if changes:
         session.execute(insert(Change), changes)
+    record_refreshes(session, outcomes)
     return len(changes)
 
 

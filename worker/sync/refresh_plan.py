@@ -103,13 +103,18 @@ def _inverse_gain(y: float) -> float:
     convex and increasing, descends to it monotonically.
     """
     target = -math.log1p(-y)
-    x = 2 * target + 2  # x − ln(1 + x) ≥ target here
+    # A close first guess (the series for small x, the asymptote for large) saves most of the
+    # steps; Newton on a convex increasing function lands above the root from anywhere and
+    # then descends to it, so any guess converges.
+    if target < 1.5:
+        x = math.sqrt(2 * target) + 2 * target / 3
+    else:
+        x = target + math.log1p(target + math.log1p(target))
     for _ in range(100):
         value = x - math.log1p(x) - target
-        slope = x / (1 + x)
-        if slope <= 0:
+        if x <= 0:
             break
-        step = value / slope
+        step = value * (1 + x) / x
         x -= step
         if abs(step) <= 1e-12 * max(x, 1e-12):
             break
@@ -141,6 +146,45 @@ def _spend(intervals: Mapping[int, float]) -> float:
     return sum(1 / interval for interval in intervals.values())
 
 
+def _solve_multiplier(
+    products: Sequence[ProductFreshness],
+    budget_per_s: float,
+    low: float,
+    high: float,
+    over: tuple[float, float],
+    under: tuple[float, float],
+) -> dict[int, float]:
+    """The intervals at the multiplier whose spend is the budget: regula falsi (Illinois) on
+    ``ln μ`` against ``ln spend``, bracketed by ``over`` (μ, spend ≥ budget) and ``under``.
+
+    Spend is smooth and monotone in ``ln μ`` between the clamps, so this converges in a handful
+    of evaluations where bisection takes dozens; a step outside the bracket bisects instead.
+    """
+    a, fa = math.log(over[0]), math.log(over[1] / budget_per_s)
+    b, fb = math.log(under[0]), math.log(under[1] / budget_per_s)
+    intervals: dict[int, float] = {}
+    side = 0
+    for _ in range(_BISECTIONS):
+        u = (a * fb - b * fa) / (fb - fa) if fb != fa else (a + b) / 2
+        if not a < u < b:
+            u = (a + b) / 2
+        intervals = _adaptive_intervals(products, math.exp(u), low, high)
+        fu = math.log(_spend(intervals) / budget_per_s)
+        if abs(fu) <= _BUDGET_TOLERANCE or b - a <= 1e-12:
+            break
+        if fu > 0:
+            a, fa = u, fu
+            if side == 1:
+                fb /= 2
+            side = 1
+        else:
+            b, fb = u, fu
+            if side == -1:
+                fa /= 2
+            side = -1
+    return intervals
+
+
 def adaptive_plan(
     products: Sequence[ProductFreshness],
     budget_per_s: float,
@@ -168,19 +212,13 @@ def adaptive_plan(
     # Spend falls as μ grows; every μ ≥ max(w/λ) leaves all at the ceiling.
     hi = max(worth)
     lo = hi
-    while _spend(_adaptive_intervals(products, lo, low, high)) < budget_per_s:
+    spend_lo = _spend(at_ceiling)
+    while spend_lo < budget_per_s:
         lo /= 16
-    intervals = at_floor
-    for _ in range(_BISECTIONS):
-        mu = math.sqrt(lo * hi)
-        intervals = _adaptive_intervals(products, mu, low, high)
-        spend = _spend(intervals)
-        if abs(spend - budget_per_s) <= _BUDGET_TOLERANCE * budget_per_s:
-            break
-        if spend > budget_per_s:
-            lo = mu
-        else:
-            hi = mu
+        spend_lo = _spend(_adaptive_intervals(products, lo, low, high))
+    intervals = _solve_multiplier(
+        products, budget_per_s, low, high, (lo, spend_lo), (hi, _spend(at_ceiling))
+    )
     return RefreshPlan(intervals, budget_per_s)
 
 

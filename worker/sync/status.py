@@ -12,6 +12,7 @@ from models.base import utcnow
 from models.catalog import Product, QuarantinedProduct, SyncRun
 from models.stats import inbox_counts, last_change_seq, oldest_price_refresh
 from worker.supplier.contract import ShelfStatus
+from worker.sync.refresh_tick import freshness_report
 
 
 def _run_json(run: SyncRun) -> dict[str, Any]:
@@ -41,9 +42,15 @@ def _run_json(run: SyncRun) -> dict[str, Any]:
 
 
 def collect_status(
-    sessions: sessionmaker[Session], *, now: datetime | None = None, runs: int = 10
+    sessions: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    runs: int = 10,
+    refresh_budget_per_s: float | None = None,
+    price_max_age: timedelta = timedelta(hours=6),
 ) -> dict[str, Any]:
-    """Counts, price freshness and the last runs, JSON-ready."""
+    """Counts, price freshness and the last runs, JSON-ready; with ``refresh_budget_per_s``,
+    the background price refresh's budget in use and estimated staleness too."""
     now = now or utcnow()
     authorized = Product.is_authorized.is_(True)
     with sessions() as session:
@@ -69,6 +76,11 @@ def collect_status(
         last_seq = last_change_seq(session)
         recent = session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(runs)).all()
         inbox = inbox_counts(session)
+        refresh = (
+            freshness_report(session, refresh_budget_per_s, price_max_age, now=now)
+            if refresh_budget_per_s is not None
+            else None
+        )
         last_products = session.scalar(
             select(SyncRun)
             .where(SyncRun.kind == "products", SyncRun.outcome != "running")
@@ -90,6 +102,7 @@ def collect_status(
             "newest_refresh_at": newest.isoformat() if newest else None,
             "failing": failing,
         },
+        "refresh": refresh,
         "changes": {"last_seq": last_seq},
         "inbox": inbox,
         "last_run": _run_json(last_products) if last_products is not None else None,
