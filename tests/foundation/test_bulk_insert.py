@@ -60,7 +60,9 @@ def test_rows_read_back_as_the_core_insert_stores_them(
     with session_factory.begin() as session:
         _products(session, 1, 2)
         insert_many(session, cast(Table, DailyPrice.__table__), DAY_COLUMNS, _days(1))
-        session.execute(insert(DailyPrice), [dict(zip(DAY_COLUMNS, row)) for row in _days(2)])
+        session.execute(
+            insert(DailyPrice), [dict(zip(DAY_COLUMNS, row, strict=True)) for row in _days(2)]
+        )
     with session_factory() as session:
         ours, theirs = _read_days(session, 1), _read_days(session, 2)
     assert ours == theirs
