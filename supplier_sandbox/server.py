@@ -14,14 +14,21 @@ from supplier_sandbox.state import SandboxState
 __all__ = ["RunningSandbox", "SandboxConfig", "start_sandbox"]
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1: a caller's connection stays open across requests, as a real API gateway's does
+    (werkzeug's default, HTTP/1.0, closes it after every answer)."""
+
+    protocol_version = "HTTP/1.1"
+
+
+class _QuietHandler(_KeepAliveHandler):
     """Benchmarks send thousands of requests; one log line each would dominate the run."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
 
 
-class _LoggingHandler(WSGIRequestHandler):
+class _LoggingHandler(_KeepAliveHandler):
     """The ordinary werkzeug access log, for the foreground CLI."""
 
 

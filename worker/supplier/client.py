@@ -127,6 +127,7 @@ class SupplierClient:
         self._transient = transient or TransientRule()
         self._sleep = sleep
         self._count_lock = threading.Lock()
+        self._urls: dict[str, httpx.URL] = {}
         self.requests_sent = 0
         self.retries_sent = 0
 
@@ -400,6 +401,14 @@ class SupplierClient:
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _url(self, path: str) -> httpx.URL:
+        """``path`` joined to the client's base URL, once per path: a URL parse is a good part
+        of what building a request costs, and the paths are the eight endpoints."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self._http.build_request("GET", path).url
+        return url
+
     def _send(
         self,
         method: str,
@@ -414,7 +423,7 @@ class SupplierClient:
         if body is not None:
             wire = {"PartnerId": self._partner_id, **body.to_wire()}
             content = wire_json(wire)
-        request = self._http.build_request(method, path, params=params, content=content)
+        request = self._http.build_request(method, self._url(path), params=params, content=content)
         signed_path = request.url.path
         # Wait for the rate budget first: a timestamp taken before a long wait could go stale.
         self._limiter.acquire()

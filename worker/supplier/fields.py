@@ -86,6 +86,12 @@ def parse_supplier_datetime(text: str) -> datetime:
 def _parse_date(value: Any) -> Any:
     value = blank_to_none(value)
     if isinstance(value, str):
+        if len(value) == 10 and value[4] == "-" == value[7] and value.isascii():
+            # yyyy-MM-dd, the form nearly every date comes in: the quick parse, same answer.
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
         return parse_supplier_datetime(value).date()
     if isinstance(value, datetime):
         return value.date()
@@ -238,18 +244,34 @@ class SupplierModel(BaseModel):
     def _fold_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        canonical: dict[str, str] = {}
-        for name, field in cls.model_fields.items():
-            alias = field.alias or name
-            canonical[alias.lower()] = alias
-            canonical[name.lower()] = alias
-        canonical.update({k.lower(): v for k, v in cls._extra_aliases.items()})
+        canonical, exact = _key_folding(cls)
+        if data.keys() <= exact:
+            return data  # every key already as the contract spells it: nothing to fold
         folded: dict[str, Any] = {}
         for key, value in data.items():
             target = canonical.get(str(key).lower(), str(key))
             if target not in folded or folded[target] is None:
                 folded[target] = value
         return folded
+
+
+# Per model: lowercased key -> alias, and the aliases that fold to themselves. Built once per
+# class (model fields never change after creation); payloads arrive by the hundred per page.
+_FOLDINGS: dict[type[SupplierModel], tuple[dict[str, str], frozenset[str]]] = {}
+
+
+def _key_folding(model: type[SupplierModel]) -> tuple[dict[str, str], frozenset[str]]:
+    folding = _FOLDINGS.get(model)
+    if folding is None:
+        canonical: dict[str, str] = {}
+        for name, field in model.model_fields.items():
+            alias = field.alias or name
+            canonical[alias.lower()] = alias
+            canonical[name.lower()] = alias
+        canonical.update({k.lower(): v for k, v in model._extra_aliases.items()})
+        exact = frozenset(key for key in canonical.values() if canonical.get(key.lower()) == key)
+        folding = _FOLDINGS[model] = (canonical, exact)
+    return folding
 
 
 class OutgoingModel(BaseModel):

@@ -8,9 +8,9 @@ wins. An open-ended rule covers every day from its BeginTime on, whatever its En
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from worker.supplier.payloads import PriceRule
 
@@ -20,9 +20,9 @@ OPEN_ENDED = 3
 _TYPE_RANK = {SPECIFIC_DATE: 0, RANGE: 1, OPEN_ENDED: 2}
 
 
-@dataclass(frozen=True)
-class ResolvedDay:
-    """One day of the calendar; ``stock`` is None when unlimited (DailyStock 0)."""
+class ResolvedDay(NamedTuple):
+    """One day of the calendar; ``stock`` is None when unlimited (DailyStock 0). A named tuple:
+    a window holds dozens per product and a refresh builds them by the thousand."""
 
     day: date
     price: Decimal
@@ -60,26 +60,26 @@ def resolve_calendar(rules: Sequence[PriceRule], start: date, end: date) -> list
         range(len(rules)),
         key=lambda i: (_TYPE_RANK.get(rules[i].price_type, 9), _span(rules[i]), -i),
     )
-    ordered = [
-        (rules[i], rules[i].begin_time, _last_day(rules[i]))
-        for i in ranked
-        if rules[i].price_type in _TYPE_RANK
+    # Each day takes the best rule covering it: paint the worst first, the best last.
+    slots: list[PriceRule | None] = [None] * max((end - start).days + 1, 0)
+    for i in reversed(ranked):
+        rule = rules[i]
+        if rule.price_type not in _TYPE_RANK:
+            continue
+        last = _last_day(rule)
+        first_slot = max((rule.begin_time - start).days, 0)
+        last_slot = len(slots) - 1 if last is None else min((last - start).days, len(slots) - 1)
+        if first_slot <= last_slot:
+            slots[first_slot : last_slot + 1] = [rule] * (last_slot - first_slot + 1)
+    return [
+        ResolvedDay(
+            start + timedelta(days=offset),
+            rule.price,
+            rule.sale_price,
+            rule.market_price,
+            rule.daily_stock or None,
+            rule.booking_day,
+        )
+        for offset, rule in enumerate(slots)
+        if rule is not None
     ]
-    days: list[ResolvedDay] = []
-    day = start
-    while day <= end:
-        for rule, first, last in ordered:
-            if first <= day and (last is None or day <= last):
-                days.append(
-                    ResolvedDay(
-                        day=day,
-                        price=rule.price,
-                        sale_price=rule.sale_price,
-                        market_price=rule.market_price,
-                        stock=rule.daily_stock or None,
-                        booking_days=rule.booking_day,
-                    )
-                )
-                break
-        day += timedelta(days=1)
-    return days

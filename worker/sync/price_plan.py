@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from pydantic import TypeAdapter
+
 from worker.supplier.payloads import PriceCalendar, PriceRule, Seat
 from worker.sync.calendar import ResolvedDay, last_covered_day, resolve_calendar
 
@@ -64,13 +66,27 @@ def price_content(
     """Resolve a calendar fetched at ``fetched_at`` over the window and hash what it would store."""
     days = resolve_calendar(calendar.daily_price_stock, start, end)
     seats = [seat for seat in calendar.product_seats if start <= seat.time <= end]
+    # The days' values as text, once per distinct run of values (a rule covers many days).
+    texts: dict[tuple[object, ...], list[str]] = {}
+    day_texts: list[list[str]] = []
+    for day in days:
+        values = day[1:]
+        text = texts.get(values)
+        if text is None:
+            text = texts[values] = [str(part) for part in values]
+        day_texts.append([day.day.isoformat(), *text])
     body = {
-        "rules": [rule.model_dump(mode="json") for rule in calendar.daily_price_stock],
-        "days": [[str(part) for part in _day_key(d)] for d in days],
-        "seats": [seat.model_dump(mode="json") for seat in seats],
+        "rules": _RULES_JSON.dump_python(calendar.daily_price_stock, mode="json"),
+        "days": day_texts,
+        "seats": _SEATS_JSON.dump_python(seats, mode="json"),
     }
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return PriceContent(calendar, start, end, days, seats, digest, fetched_at)
+
+
+# Whole lists dumped in one call (the same dicts as ``model_dump(mode="json")`` item by item).
+_RULES_JSON = TypeAdapter(list[PriceRule])
+_SEATS_JSON = TypeAdapter(list[Seat])
 
 
 def _rule_key(rule: PriceRule) -> RuleKey:

@@ -26,6 +26,7 @@ from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
+from models.bulk import insert_many
 from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
 from worker.clock import clock_for
@@ -204,6 +205,23 @@ def _store_batch(
     return len(changes)
 
 
+# Column orders of the batched writes' row tuples (``models.bulk.insert_many``).
+_RULE_COLUMNS = (
+    "product_id",
+    "position",
+    "price_type",
+    "begin_date",
+    "end_date",
+    "daily_stock",
+    "market_price",
+    "price",
+    "sale_price",
+    "booking_day",
+)
+_DAY_COLUMNS = ("product_id", *ResolvedDay._fields)  # a resolved day's fields are its columns
+_SEAT_COLUMNS = ("product_id", "day", "start_time", "end_time", "seats_code", "seats_num")
+
+
 @dataclass
 class _BatchWrites:
     """The deletes and inserts of many products' plans, gathered to run a few statements."""
@@ -211,9 +229,9 @@ class _BatchWrites:
     replaced: list[int] = field(default_factory=list)
     rules_replaced: list[int] = field(default_factory=list)
     moved: dict[tuple[date, date], list[int]] = field(default_factory=dict)
-    rules: list[dict[str, Any]] = field(default_factory=list)
-    days: list[dict[str, Any]] = field(default_factory=list)
-    seats: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[tuple[Any, ...]] = field(default_factory=list)
+    days: list[tuple[Any, ...]] = field(default_factory=list)
+    seats: list[tuple[Any, ...]] = field(default_factory=list)
 
     def add(
         self,
@@ -225,20 +243,49 @@ class _BatchWrites:
         if plan.action is PriceAction.MOVE_WINDOW and held_window is not None:
             self.moved.setdefault((content.start, content.end), []).append(product_id)
             first, last = held_window
-            self.days += _day_rows(
-                product_id, [d for d in content.days if not first <= d.day <= last]
-            )
-            self.seats += _seat_rows(
-                product_id, [s for s in content.seats if not first <= s.time <= last]
-            )
+            self._add_days(product_id, [d for d in content.days if not first <= d.day <= last])
+            self._add_seats(product_id, [s for s in content.seats if not first <= s.time <= last])
             if plan.replace_rules:
                 self.rules_replaced.append(product_id)
-                self.rules += _rule_rows(product_id, content)
+                self._add_rules(product_id, content)
         elif plan.action is PriceAction.REPLACE:
             self.replaced.append(product_id)
-            self.rules += _rule_rows(product_id, content)
-            self.days += _day_rows(product_id, content.days)
-            self.seats += _seat_rows(product_id, content.seats)
+            self._add_rules(product_id, content)
+            self._add_days(product_id, content.days)
+            self._add_seats(product_id, content.seats)
+
+    def _add_rules(self, product_id: int, content: PriceContent) -> None:
+        self.rules += [
+            (
+                product_id,
+                position,
+                rule.price_type,
+                rule.begin_time,
+                rule.end_time,
+                rule.daily_stock,
+                rule.market_price,
+                rule.price,
+                rule.sale_price,
+                rule.booking_day,
+            )
+            for position, rule in enumerate(content.calendar.daily_price_stock)
+        ]
+
+    def _add_days(self, product_id: int, days: Sequence[ResolvedDay]) -> None:
+        self.days += [(product_id, *day) for day in days]
+
+    def _add_seats(self, product_id: int, seats: Sequence[Seat]) -> None:
+        self.seats += [
+            (
+                product_id,
+                s.time,
+                s.seats_start_time,
+                s.seats_end_time,
+                s.seats_code,
+                s.seats_num,
+            )
+            for s in seats
+        ]
 
     def apply(self, session: Session) -> None:
         """Every delete before any insert: a product is replaced, moved, or neither."""
@@ -257,13 +304,12 @@ class _BatchWrites:
                         or_(moved_table.day < start, moved_table.day > end),
                     )
                 )
-        for table, rows in (
-            (PriceRuleRow, self.rules),
-            (DailyPrice, self.days),
-            (TimedSession, self.seats),
+        for table, columns, rows in (
+            (PriceRuleRow, _RULE_COLUMNS, self.rules),
+            (DailyPrice, _DAY_COLUMNS, self.days),
+            (TimedSession, _SEAT_COLUMNS, self.seats),
         ):
-            if rows:
-                session.execute(cast(Table, table.__table__).insert(), rows)
+            insert_many(session, cast(Table, table.__table__), columns, rows)
 
 
 def _held_keys_many(session: Session, product_ids: Sequence[int]) -> dict[int, PriceKeys]:
