@@ -115,6 +115,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
     from models.db import make_engine, make_session_factory
+    from worker.startup import tune_gc
     from worker.supplier.client import SupplierClient
     from worker.sync.prices import refresh_many
     from worker.sync.products import sync_products
@@ -154,6 +155,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     store_cpu = _time_calls(prices_module, "_store_batch", "_store")
     options: dict[str, Any] = {"batched": False} if args.per_product else {}
     statements[0] = 0
+    tune_gc()  # as `catalog-sync sync` and each Celery worker process do
     rss_before = _peak_rss_mb()
     cpu_started = time.process_time()
     started = time.perf_counter()

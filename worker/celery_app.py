@@ -216,8 +216,10 @@ class SingleBeatScheduler(PersistentScheduler):  # type: ignore[misc]
 def _fresh_runtime_after_fork(**_: Any) -> None:
     """Engines, pools and Redis clients are not fork-safe: build new ones in each child."""
     from worker.runtime import set_runtime
+    from worker.startup import tune_gc
 
     set_runtime(None)
+    tune_gc()
 
 
 def _mask_logger_handlers(logger: logging.Logger, **_: Any) -> None:

@@ -150,6 +150,7 @@ def sync(prices: str, product_id: int | None) -> None:
 
     from worker.locks import holding
     from worker.runtime import build_runtime
+    from worker.startup import tune_gc
     from worker.supplier.errors import SupplierError
     from worker.sync.prices import refresh_many
     from worker.sync.products import sync_one_product, sync_products
@@ -160,6 +161,7 @@ def sync(prices: str, product_id: int | None) -> None:
 
         check_redis(settings.redis_url)
     runtime = build_runtime(settings)
+    tune_gc()
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"),
