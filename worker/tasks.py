@@ -93,7 +93,7 @@ def _rolling_price_refresh() -> int:
 
     The scheduler (``worker.sync.refresh_tick``) picks a tick's share of the background
     budget by ``PRICE_REFRESH_POLICY``, plus every product at ``PRICE_MAX_AGE`` (or never
-    refreshed, or reset by a notice or a refused order); those go first (urgent) and skip the
+    refreshed, or reset by a notice or a refused order); those are queued first and skip the
     background bucket (the ceiling beats the budget), the others draw on it.
     """
     runtime = get_runtime()
@@ -106,17 +106,19 @@ def _rolling_price_refresh() -> int:
     # visits (the ceiling, a reset) have their own key: a reset is not held back by a planned
     # visit just queued.
     window = settings.price_refresh_interval_s * 5
-    forced = coalesce(
-        runtime.coalescer, "rolling-prices", [v.product_id for v in visits if v.forced], window
-    )
+    # At most PRICE_BATCH_SIZE forced a tick (most overdue first): on a fresh catalog every
+    # product is "never refreshed", and a queue of all of them would hold notices back.
+    forced_ids = [v.product_id for v in visits if v.forced][: settings.price_batch_size]
+    forced = coalesce(runtime.coalescer, "rolling-prices", forced_ids, window)
     planned = coalesce(
         runtime.coalescer,
         "planned-prices",
         [v.product_id for v in visits if not v.forced],
         min(window, settings.price_refresh_min_interval_s),
     )
-    for product_id in forced:  # due first: ahead of the planned ones waiting on the bucket
-        queue_price_refresh(product_id, urgent=True)
+    # Forced visits skip the background bucket but stay rolling work, behind notices and orders.
+    for product_id in forced:
+        queue_price_refresh(product_id, urgent=False)
     for product_id in planned:
         queue_price_refresh(product_id, urgent=False, background=True)
     return len(forced) + len(planned)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from worker.sync.freshness import Observation
 from worker.sync.refresh_plan import (
@@ -97,3 +98,18 @@ def test_staleness_summary_from_rates_and_ages() -> None:
     assert summary.mean_s == pytest.approx(49.5)
     assert summary.p99_s == pytest.approx(99.0)
     assert summary.stale_share == pytest.approx(0.5)
+
+
+def test_a_reset_for_a_product_the_catalog_has_not_stored_is_a_no_op(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # A price notice can arrive before the pass stored its product: the reset must not fail
+    # the notice (a foreign-key error kept it retrying behind the first pass).
+    from sqlalchemy import func, select
+
+    from models.freshness import PriceSchedule
+    from worker.sync.refresh_history import reset_clock
+
+    assert reset_clock(session_factory, 987_654) == 987_654
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(PriceSchedule)) == 0

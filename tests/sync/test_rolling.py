@@ -77,11 +77,10 @@ def test_rolling_tick_queues_the_oldest_once_with_the_rolling_priority(
     set_runtime(runtime)
     try:
         sync_products(runtime.sessions, runtime.supplier)
-        # Never refreshed is past the ceiling: all 30 go first (urgent), whatever the budget.
-        assert _rolling_price_refresh() == 30
+        assert _rolling_price_refresh() == 7  # all 30 are overdue: the cap holds
         assert _rolling_price_refresh() == 0  # still queued: not queued again
         rolling_list = f"{QUEUE}\x06\x16{ROLLING_PRIORITY}"
-        assert redis_client.llen(QUEUE) == 30 and redis_client.llen(rolling_list) == 0
+        assert redis_client.llen(rolling_list) == 7 and redis_client.llen(QUEUE) == 0
         assert RedisCoalescer(redis_client).first_in("rolling-prices:10001", 1) is False
     finally:
         set_runtime(None)

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.catalog import Product
 from models.dialect import insert_for
 from models.freshness import HISTORY_PER_PRODUCT, PriceRefresh, PriceSchedule, ProductReads
 from worker.clock import clock_for
@@ -79,7 +80,14 @@ def histories(session: Session) -> dict[int, list[Observation]]:
 def reset_clocks(session: Session, product_ids: Iterable[int], at: datetime) -> None:
     """Make each product due now: a price notice, an order refused for price or stock, or a
     Version change says its stored prices may be wrong (in the caller's transaction)."""
-    ids = sorted(set(product_ids))
+    # A notice can name a product the catalog has not stored yet: nothing to reset there.
+    ids = list(
+        session.scalars(
+            select(Product.product_id)
+            .where(Product.product_id.in_(set(product_ids)))
+            .order_by(Product.product_id)
+        )
+    )
     if not ids:
         return
     statement = insert_for(session, PriceSchedule)
