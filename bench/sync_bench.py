@@ -117,6 +117,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     from models.db import make_engine, make_session_factory
     from worker.startup import tune_gc
     from worker.supplier.client import SupplierClient
+    from worker.supplier.transport import StdlibTransport
     from worker.sync.prices import refresh_many
     from worker.sync.products import sync_products
 
@@ -134,7 +135,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         httpx.Client(
             base_url=args.url,
             timeout=30.0,
-            limits=httpx.Limits(max_connections=args.concurrency + 4),
+            transport=StdlibTransport(),  # as SupplierClient.from_settings builds it
         ),
         partner_id=PARTNER_ID,
         sign_key=SIGN_KEY,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import socket
 import threading
 from types import TracebackType
 
@@ -14,11 +17,63 @@ from supplier_sandbox.state import SandboxState
 __all__ = ["RunningSandbox", "SandboxConfig", "start_sandbox"]
 
 
+def open_connections(server: object) -> set[socket.socket]:
+    """The server's kept-alive connections, closed when the sandbox stops (a stopped supplier
+    must not go on answering on a connection opened before)."""
+    held: set[socket.socket] | None = getattr(server, "sandbox_connections", None)
+    if held is None:
+        held = set()
+        setattr(server, "sandbox_connections", held)  # noqa: B010
+    return held
+
+
 class _KeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1: a caller's connection stays open across requests, as a real API gateway's does
-    (werkzeug's default, HTTP/1.0, closes it after every answer)."""
+    """HTTP/1.1 keep-alive for requests without a body, as a real API gateway keeps a caller's
+    connection open across requests (the sync's GETs: pages and price calendars).
+
+    werkzeug closes every connection because ``http.server`` cannot tell an unread body from
+    the next request: after each answer it drains whatever the socket holds, which would eat
+    a kept-alive caller's next request. A request without a body has nothing to drain, so it
+    is served with an empty body stream (the drain then stops at once) and its connection
+    stays open. Requests with a body close after their answer, as before.
+    """
 
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        open_connections(self.server).add(self.connection)
+        # Headers and body leave in two writes: without this, Nagle's algorithm holds the body
+        # until the caller's delayed ACK (40 ms) on a connection that stays open.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def finish(self) -> None:
+        open_connections(self.server).discard(self.connection)
+        super().finish()
+
+    def run_wsgi(self) -> None:
+        if not self._bodyless():
+            super().run_wsgi()
+            return
+        socket_stream = self.rfile
+        self.rfile = io.BytesIO()  # the request's body, and all the drain will find
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = socket_stream
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and self._bodyless():
+            return
+        super().send_header(keyword, value)
+
+    def _bodyless(self) -> bool:
+        headers = self.headers
+        return (
+            self.command in ("GET", "HEAD")
+            and headers.get("Content-Length", "0").strip() in ("", "0")
+            and "Transfer-Encoding" not in headers
+        )
 
 
 class _QuietHandler(_KeepAliveHandler):
@@ -58,6 +113,9 @@ class RunningSandbox:
         self.state.traffic.release_holds()
         self._server.shutdown()
         self._thread.join(timeout=5)
+        for connection in list(open_connections(self._server)):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._server.server_close()
         self.state.close()
 

@@ -69,6 +69,7 @@ from worker.supplier.port import PriceFetch, Stamp, Usage
 from worker.supplier.ratelimit import NoLimit, RateLimiter
 from worker.supplier.signing import auth_headers
 from worker.supplier.transient import TransientRule
+from worker.supplier.transport import StdlibTransport
 
 if TYPE_CHECKING:  # the adapter reads settings only at construction, never imports them
     from worker.settings import Settings
@@ -140,6 +141,8 @@ class SupplierClient:
         transport: httpx.BaseTransport | None = None,
     ) -> SupplierClient:
         """Build the client and its long-lived connection pool from settings."""
+        if transport is None and settings.http_transport == "stdlib":
+            transport = StdlibTransport(max_idle=settings.price_concurrency * 2 + 4)
         http = httpx.Client(
             base_url=settings.zzy_base_url,
             timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
