@@ -48,21 +48,12 @@ from tests.support.callbacks import (
     signed,
     wait_for,
 )
+from tests.support.faults import children
 from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 class KillingSupplier:
@@ -77,7 +68,7 @@ class KillingSupplier:
             def do_GET(self) -> None:
                 outer.requests += 1
                 if outer.worker_pid is not None:
-                    for child in _children(outer.worker_pid):
+                    for child in children(outer.worker_pid):
                         os.kill(child, signal.SIGKILL)
                 time.sleep(0.5)
                 self.send_response(500)
