@@ -186,7 +186,10 @@ def apply_page(
     regressed: set[int] | None = None,
 ) -> PageApplied:
     """Plan and write one page in one transaction, like ``apply_products``; an entry held byte
-    for byte by its authorized row is unchanged and is neither validated nor hashed."""
+    for byte by its authorized row is unchanged and is neither validated nor hashed.
+
+    Returns each id's outcome and the ids the entries carry (the page's shape).
+    """
     now = now or utcnow()
     fetched_at = page.fetched_at or clock_for(sessions).now()
     entries = [(item, _entry_id(item), entry_fingerprint(item)) for item in page.entries]
@@ -220,6 +223,7 @@ def apply_page(
         if unqueried:  # validation read another ProductId than the entry seemed to carry
             more = _load_local(session, unqueried)
             held.local.update(more.local)
+            held.fingerprints.update(more.fingerprints)
             held.quarantined.update(more.quarantined)
         fetched = {pid: item for pid, item in latest.items() if item is not None}
         unchanged = [pid for pid, item in latest.items() if item is None]
@@ -238,6 +242,7 @@ def _stamp_statement() -> Update:
             ProductRow.content_hash == bindparam("b_content_hash"),
             ProductRow.product_status == bindparam("b_product_status"),
             ProductRow.is_authorized.is_(True),
+            ProductRow.raw_hash.is_(None),
         )
         .values(raw_hash=bindparam("b_raw_hash"))
     )
