@@ -76,6 +76,9 @@ class Product(Base):
 
     raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
     content_hash: Mapped[str] = mapped_column(String(HASH_TEXT))
+    # A fingerprint of ``raw`` as received: a page entry with the same one is the same product,
+    # so the pass need not validate it again (None: unknown, the next entry is read in full).
+    raw_hash: Mapped[str | None] = mapped_column(String(HASH_TEXT))
     is_authorized: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

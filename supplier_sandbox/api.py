@@ -18,8 +18,14 @@ from supplier_sandbox.envelope import Rejected
 from supplier_sandbox.faults import Fault
 from supplier_sandbox.order_records import parse_create, parse_pay, parse_refund, parse_verify
 from supplier_sandbox.params import lookup, optional_int, required_date, required_int, required_str
-from supplier_sandbox.quirks import BUSY_ANSWERS, HTTP_ERRORS, price_data, product_page
-from supplier_sandbox.replies import current_state, supplier_reply
+from supplier_sandbox.quirks import (
+    BUSY_ANSWERS,
+    HTTP_ERRORS,
+    page_layout,
+    price_data,
+    product_page,
+)
+from supplier_sandbox.replies import PRODUCTS_SLOT, current_state, supplier_reply
 from worker.supplier.signing import RejectCode, verify_request
 
 PRODUCTS_PATH = "/product/getProductByDistributor"
@@ -192,22 +198,35 @@ def _json_body() -> Mapping[str, Any]:
 def products() -> Response:
     """1.1.1: authorized products by ProductId, one page, or just ``productId``."""
     state = current_state()
+    config = state.config
     product_id = optional_int(lookup(request.args, "productId"), "productId")
     if product_id is not None:
         payload = state.catalog.served_product(product_id)
-        items, total = ([payload], 1) if payload is not None else ([], 0)
-    else:
-        page_index = required_int(lookup(request.args, "pageIndex"), "pageIndex")
-        page_size = required_int(lookup(request.args, "pageSize"), "pageSize")
-        if page_index < 1:
-            raise Rejected("参数pageIndex必须大于等于1")
-        if page_size < 1:
-            raise Rejected("参数pageSize必须大于0")
-        items, total = state.catalog.page(page_index, min(page_size, state.config.max_page_size))
+        items = [payload] if payload is not None and not _is_empty_page() else []
+        data, extra = product_page(items, 1 if payload is not None else 0, config.quirks)
+        return supplier_reply(data, code=0, ok=True, message="获取成功", extra=extra)
+    page_index = required_int(lookup(request.args, "pageIndex"), "pageIndex")
+    page_size = required_int(lookup(request.args, "pageSize"), "pageSize")
+    if page_index < 1:
+        raise Rejected("参数pageIndex必须大于等于1")
+    if page_size < 1:
+        raise Rejected("参数pageSize必须大于0")
+    sources, total = state.catalog.page_sources(page_index, min(page_size, config.max_page_size))
     if _is_empty_page():
-        items = []
-    data, extra = product_page(items, total, state.config.quirks)
-    return supplier_reply(data, code=0, ok=True, message="获取成功", extra=extra)
+        sources = []
+    texts = [
+        state.served.text(pid, payload, corruption, config.quirks, config.camel_case)
+        for pid, payload, corruption in sources
+    ]
+    data, extra = page_layout(PRODUCTS_SLOT if texts else [], total, config.quirks)
+    return supplier_reply(
+        data,
+        code=0,
+        ok=True,
+        message="获取成功",
+        extra=extra,
+        products_json=f"[{','.join(texts)}]" if texts else None,
+    )
 
 
 @bp.get(PRICES_PATH)

@@ -120,7 +120,13 @@ def product_page(
     items: Sequence[Mapping[str, Any]], total: int, quirks: frozenset[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``Data`` of a 1.1.1 answer and the extra envelope keys, under the quirks."""
-    products: list[dict[str, Any]] | None = [shape_product(item, quirks) for item in items]
+    return page_layout([shape_product(item, quirks) for item in items], total, quirks)
+
+
+def page_layout(
+    products: Any, total: int, quirks: frozenset[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Where ``products`` (a list, or what stands for one) and ``total`` sit, under the quirks."""
     if not products and "null-lists" in quirks:
         products = None
     if "total-in-envelope" in quirks:

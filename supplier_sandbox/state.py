@@ -3,7 +3,8 @@
 The parts are reachable as attributes so tests can do in-process what the admin routes do:
 ``state.catalog`` (products, prices, truth), ``state.orders`` (the order lifecycle),
 ``state.traffic`` (request counts, faults), ``state.callbacks`` (the delivery log),
-``state.repricer`` (silent repricing, when configured; started by the server, not here).
+``state.repricer`` (silent repricing, when configured; started by the server, not here),
+``state.served`` (each product's JSON as pages serve it, until it changes).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from supplier_sandbox.notifier import Notifier
 from supplier_sandbox.order_book import OrderBook
 from supplier_sandbox.quirks import fault_kinds
 from supplier_sandbox.repricing import Repricer, parse_reprice_rates
+from supplier_sandbox.served import ServedTexts
 from supplier_sandbox.store import CatalogStore
 from supplier_sandbox.traffic import Traffic
 
@@ -49,6 +51,7 @@ class SandboxState:
             notify=self.notify,
             version_reset="version-reset" in self.config.quirks,
         )
+        self.served = ServedTexts()
         self.orders = OrderBook(
             self.lock,
             self.catalog,

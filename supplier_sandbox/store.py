@@ -74,6 +74,19 @@ class CatalogStore:
             start = (page_index - 1) * page_size
             return [self._served(pid) for pid in ordered[start : start + page_size]], len(ordered)
 
+    def page_sources(
+        self, page_index: int, page_size: int
+    ) -> tuple[list[tuple[int, Mapping[str, Any], str | None]], int]:
+        """``page`` unbuilt: each product's id, payload (never changed in place: the object
+        tells the version) and corruption; ``served_payload`` builds what is served."""
+        with self._lock:
+            ordered = self._authorized_in_order()
+            start = (page_index - 1) * page_size
+            return [
+                (pid, self._products[pid], self._corrupt.get(pid))
+                for pid in ordered[start : start + page_size]
+            ], len(ordered)
+
     def served_product(self, product_id: int) -> dict[str, Any] | None:
         """The product as 1.1.1 ``productId=`` returns it, None when not authorized."""
         with self._lock:
@@ -299,16 +312,20 @@ class CatalogStore:
         return self._ordered
 
     def _served(self, product_id: int) -> dict[str, Any]:
-        payload = dict(self._products[product_id])
-        mode = self._corrupt.get(product_id)
-        if mode == "version":
-            payload["Version"] = "abc"
-        elif mode == "missing_id":
-            del payload["ProductId"]
-        return payload
+        return served_payload(self._products[product_id], self._corrupt.get(product_id))
 
     def _product_notify(self, product_id: int, status: int) -> None:
         self._notify("order_product_notify", {"ProductId": product_id, "Status": status})
+
+
+def served_payload(payload: Mapping[str, Any], corruption: str | None) -> dict[str, Any]:
+    """A product as served: a copy of its payload, corrupted as the admin asked."""
+    served = dict(payload)
+    if corruption == "version":
+        served["Version"] = "abc"
+    elif corruption == "missing_id":
+        del served["ProductId"]
+    return served
 
 
 def _as_int(value: Any) -> int:

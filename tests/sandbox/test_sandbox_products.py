@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
 
+from supplier_sandbox.envelope import camelize, dumps, envelope
+from supplier_sandbox.quirks import parse_quirks, product_page
 from supplier_sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 from tests.support.sandbox import TODAY, Supplier
 
@@ -186,3 +189,44 @@ def test_prices_of_an_unauthorized_product_are_refused(
     body = supplier.get(PRICES, window).json()
     assert body["IsSuccess"] is False
     assert "未授权" in body["Message"]
+
+
+@pytest.mark.parametrize(
+    "quirks", ["", "camel-case,dotnet-dates,null-lists,total-in-envelope,negative-stock"]
+)
+def test_pages_served_again_are_written_as_new_and_show_every_edit_at_once(quirks: str) -> None:
+    """Each product's text is kept between pages: the answer must not tell."""
+    config = SandboxConfig(products=12, seed=3, today=TODAY, quirks=parse_quirks(quirks))
+    with start_sandbox(config) as running:
+        supplier = Supplier(running.url)
+        state = running.state
+        catalog = state.catalog
+
+        def served_and_expected(index: int) -> tuple[str, str]:
+            body = supplier.get(PRODUCTS, {"pageIndex": index, "pageSize": 5}).json()
+            items, total = catalog.page(index, 5)
+            data, extra = product_page(items, total, state.config.quirks)
+            log_id = body.get("LogId", body.get("logId"))
+            expected: Any = {**envelope(data, code=0, ok=True, message="获取成功", log_id=log_id)}
+            expected.update(extra)
+            if state.config.camel_case:
+                expected = camelize(expected)
+            return json.dumps(body, ensure_ascii=False), json.dumps(
+                json.loads(dumps(expected)), ensure_ascii=False
+            )
+
+        for index in (1, 2, 3, 4):
+            for _ in range(2):
+                served, expected = served_and_expected(index)
+                assert served == expected
+        first, second, third = catalog.authorized_ids()[:3]
+        catalog.bump_version(first, {"ProductName": "新的名字"})
+        catalog.corrupt(second, "missing_id")
+        catalog.set_shelf(third, on_shelf=False)
+        served, expected = served_and_expected(1)
+        assert served == expected and "新的名字" in served
+        catalog.uncorrupt(second)
+        state.config.camel_case = not state.config.camel_case
+        served, expected = served_and_expected(1)
+        assert served == expected
+        supplier.http.close()

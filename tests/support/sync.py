@@ -146,6 +146,7 @@ def assert_matches_truth(
             for column, value in expected.items():
                 if column not in {
                     "raw",
+                    "raw_hash",
                     "first_seen_at",
                     "last_seen_at",
                     "updated_at",

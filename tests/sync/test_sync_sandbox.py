@@ -371,3 +371,86 @@ def test_entry_without_product_id_postpones_deauthorization(
     assert stored(session_factory, broken).is_authorized is True
     sandbox.state.catalog.uncorrupt(broken)
     assert sync_products(session_factory, supplier).outcome == "ok"
+
+
+def _count_entry_reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every product entry the pass validates, from now on."""
+    from worker.supplier import envelope
+
+    read = envelope.read_product_entry
+    entries: list[Any] = []
+
+    def counting(item: Any) -> Any:
+        entries.append(item)
+        return read(item)
+
+    monkeypatch.setattr(envelope, "read_product_entry", counting)
+    return entries
+
+
+def test_entries_held_byte_for_byte_are_not_read_again(
+    session_factory: sessionmaker[Session],
+    supplier: SupplierClient,
+    sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sync_products(session_factory, supplier)
+    reads = _count_entry_reads(monkeypatch)
+
+    result = sync_products(session_factory, supplier)
+
+    assert (result.outcome, result.unchanged, len(reads)) == ("ok", 30, 0)
+    edited = sandbox.state.catalog.authorized_ids()[4]
+    sandbox.state.catalog.bump_version(edited, {"ProductDesc": "新的说明"})
+    before = last_seq(session_factory)
+    result = sync_products(session_factory, supplier)
+    assert [entry["ProductId"] for entry in reads] == [edited]
+    assert (result.changed, result.unchanged) == (1, 29)
+    assert changes_after(session_factory, before) == [(edited, "updated")]
+    assert stored(session_factory, edited).product_desc == "新的说明"
+
+
+def test_rows_without_a_fingerprint_are_read_once_and_stamped_without_a_change(
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    supplier: SupplierClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows stored before fingerprints existed: one full read, then held like any other."""
+    sync_products(session_factory, supplier)
+    with session_factory.begin() as session:
+        session.execute(update(ProductRow).values(raw_hash=None))
+    before = last_seq(session_factory)
+    reads = _count_entry_reads(monkeypatch)
+
+    result = sync_products(session_factory, supplier)
+
+    assert (result.unchanged, len(reads)) == (30, 30)
+    assert changes_after(session_factory, before) == []
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).where(ProductRow.raw_hash.is_(None))) == 0
+    probe = WriteProbe(engine)
+    probe.start()
+    reads.clear()
+    assert sync_products(session_factory, supplier).unchanged == 30
+    assert (len(reads), probe.writes()) == (0, {})
+
+
+def test_page_fetched_after_a_shelf_notice_it_contradicts_is_applied(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    """The notice rewrote the row's payload: the entry held before it is no longer what is held."""
+    from worker.sync.products import set_shelf_status
+
+    sync_products(session_factory, supplier)
+    pid = next(
+        p["ProductId"] for p in sandbox.state.catalog.true_products() if p["ProductStatus"] == 1
+    )
+    before = last_seq(session_factory)
+    assert set_shelf_status(session_factory, pid, 0) is True
+
+    result = sync_products(session_factory, supplier)
+
+    assert (result.changed, result.price_due) == (1, [])
+    assert changes_after(session_factory, before) == [(pid, "status"), (pid, "status")]
+    assert stored(session_factory, pid).product_status == 1

@@ -40,7 +40,7 @@ def as_int(value: Any) -> int | None:
 def parse_product_page(
     envelope: dict[str, Any], index: int, size: int, fetched_at: datetime | None = None
 ) -> ProductPage:
-    """One page of 1.1.1: valid products, and invalid entries kept with a value-free reason."""
+    """One page of 1.1.1; its entries are validated when first asked for (``ProductPage``)."""
     data = casefold_get(envelope, "Data")
     if not isinstance(data, dict):
         raise SupplierBadPayload("product page Data is not an object")
@@ -51,34 +51,31 @@ def parse_product_page(
         total = as_int(casefold_get(envelope, "TotalCount"))
     if not isinstance(items, list) or total is None:
         raise SupplierBadPayload("product page lacks Products or TotalCount")
-    products: list[Product] = []
-    invalid: list[InvalidProduct] = []
-    raw_by_id: dict[int, dict[str, Any]] = {}
-    for item in items:
-        try:
-            with negatives_read_as_zero() as negatives:
-                product = Product.model_validate(item)
-            if negatives:
-                log.warning(
-                    "drift: product %s: %d negative count(s) read as 0",
-                    product.product_id,
-                    len(negatives),
-                )
-        except ValidationError as exc:
-            pid = as_int(casefold_get(item, "ProductId")) if isinstance(item, dict) else None
-            invalid.append(InvalidProduct(product_id=pid, raw=item, error=summarize(exc)))
-            continue
-        products.append(product)
-        raw_by_id[product.product_id] = item
     return ProductPage(
         page_index=index,
         page_size=size,
         total_count=total,
-        products=products,
-        invalid=invalid,
-        raw_by_id=raw_by_id,
+        entries=items,
+        read_entry=read_product_entry,
         fetched_at=fetched_at,
     )
+
+
+def read_product_entry(item: Any) -> Product | InvalidProduct:
+    """One entry of a product page: the product, or the entry kept with a value-free reason."""
+    try:
+        with negatives_read_as_zero() as negatives:
+            product = Product.model_validate(item)
+    except ValidationError as exc:
+        pid = as_int(casefold_get(item, "ProductId")) if isinstance(item, dict) else None
+        return InvalidProduct(product_id=pid, raw=item, error=summarize(exc))
+    if negatives:
+        log.warning(
+            "drift: product %s: %d negative count(s) read as 0",
+            product.product_id,
+            len(negatives),
+        )
+    return product
 
 
 def retry_after_s(value: str | None) -> float | None:

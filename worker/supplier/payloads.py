@@ -20,8 +20,11 @@ database error aborting a whole page or batch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -119,22 +122,46 @@ class InvalidProduct(BaseModel):
     error: str
 
 
-class ProductPage(BaseModel):
-    """One page of 1.1.1 as received."""
+@dataclass(frozen=True, eq=False)
+class ProductPage:
+    """One page of 1.1.1 as received: its entries, each validated only when asked for.
 
-    model_config = ConfigDict(frozen=True)
+    ``products``, ``invalid`` and ``raw_by_id`` validate every entry (once). A pass that holds
+    an entry byte for byte already reads only the others, with ``read_entry``: validating a
+    page is most of what a pass over an unchanged catalog costs.
+    """
 
     page_index: int
     page_size: int
     total_count: int
-    products: list[Product]
-    invalid: list[InvalidProduct]
-    raw_by_id: dict[int, dict[str, Any]]
+    entries: list[Any]
+    read_entry: Callable[[Any], Product | InvalidProduct] = field(repr=False)
     fetched_at: datetime | None = None  # when its request started (one clock: worker.clock)
+
+    @cached_property
+    def _read(self) -> list[Product | InvalidProduct]:
+        return [self.read_entry(item) for item in self.entries]
+
+    @property
+    def products(self) -> list[Product]:
+        return [entry for entry in self._read if isinstance(entry, Product)]
+
+    @property
+    def invalid(self) -> list[InvalidProduct]:
+        return [entry for entry in self._read if isinstance(entry, InvalidProduct)]
+
+    @property
+    def raw_by_id(self) -> dict[int, dict[str, Any]]:
+        """Each valid product's entry as received, by ProductId (the last one of an id wins)."""
+        return {
+            entry.product_id: item
+            for entry, item in zip(self._read, self.entries, strict=True)
+            if isinstance(entry, Product)
+        }
 
     @property
     def size(self) -> int:
-        return len(self.products) + len(self.invalid)
+        return len(self.entries)
 
 
 # --- 1.1.2 price calendar -----------------------------------------------------------------

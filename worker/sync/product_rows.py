@@ -1,21 +1,27 @@
 """Product rows: what a fetched product stores, and the writes of the product pass.
 
-``apply_products`` upserts a page's valid products (each only over an older fetch) and
-quarantines invalid ones; ``deauthorize`` and ``quarantine`` are the other row writes. Each
+``apply_page`` and ``apply_products`` upsert valid products (each only over an older fetch)
+and quarantine invalid ones; ``deauthorize`` and ``quarantine`` are the other row writes. Each
 write that changes what consumers see appends a change row.
+
+A page entry whose fingerprint (``entry_fingerprint``) is the one its authorized row holds is
+the payload that row was stored from, byte for byte: it is unchanged without being validated
+or hashed, which is most of what a pass over an unchanged catalog would otherwise cost.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, Update, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -23,7 +29,9 @@ from models.catalog import Change, ChangeKind, QuarantinedProduct
 from models.catalog import Product as ProductRow
 from models.limits import INT64_MAX, INT64_MIN
 from worker.clock import clock_for
-from worker.supplier.payloads import InvalidProduct, Product
+from worker.supplier.contract import casefold_get
+from worker.supplier.envelope import as_int
+from worker.supplier.payloads import InvalidProduct, Product, ProductPage
 from worker.sync.plan import (
     LocalProduct,
     RemoteProduct,
@@ -36,6 +44,11 @@ log = logging.getLogger(__name__)
 # Payload fields whose column holds text rather than the parsed value.
 _TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
 _HASH_EXCLUDES = frozenset({"product_status", "version"})
+# Bump when reading a product entry changes (a field added or parsed differently), with a
+# migration that clears ``products.raw_hash``: no held fingerprint then matches, so the next
+# pass reads each entry in full once, stores what the new reading makes of it, and stamps
+# the rows it finds unchanged again.
+_ENTRY_READING = b"product-entry/1\n"
 
 
 class ItemOutcome(StrEnum):
@@ -55,10 +68,27 @@ def content_hash(product: Product) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def entry_fingerprint(raw: Any) -> str:
+    """A fingerprint of a product entry exactly as received: keys, their order, values, types.
+
+    ``repr`` tells a Decimal from its text, 1 from True and from "1", and escapes what UTF-8
+    cannot hold; it costs less than JSON. Two equal fingerprints are the same entry; a
+    fingerprint that differs for the same entry (another Python) only costs a full read.
+    """
+    return hashlib.sha256(_ENTRY_READING + repr(raw).encode()).hexdigest()
+
+
 def product_row(
-    product: Product, raw: dict[str, Any], now: datetime, fetched_at: datetime | None = None
+    product: Product,
+    raw: dict[str, Any],
+    now: datetime,
+    fetched_at: datetime | None = None,
+    *,
+    digest: str | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
-    """The full products row for an upsert (every column but first_seen_at's default)."""
+    """The full products row for an upsert (every column but first_seen_at's default);
+    ``digest`` and ``fingerprint`` when already computed (``content_hash``, ``entry_fingerprint``)."""
     row: dict[str, Any] = product.model_dump()
     for name in _TEXT_COLUMNS:
         value = row[name]
@@ -69,7 +99,8 @@ def product_row(
     row.update(
         fetched_at=fetched_at or now,
         raw=raw,
-        content_hash=content_hash(product),
+        content_hash=digest or content_hash(product),
+        raw_hash=fingerprint or entry_fingerprint(raw),
         is_authorized=True,
         first_seen_at=now,
         last_seen_at=now,
@@ -79,28 +110,167 @@ def product_row(
     return row
 
 
-def _remote(product: Product) -> RemoteProduct:
-    return RemoteProduct(
-        product.product_id, product.version, content_hash(product), product.product_status
-    )
+class _Held(NamedTuple):
+    """What the database holds about some ids: rows, their fingerprints, quarantined ids."""
+
+    local: dict[int, LocalProduct]
+    fingerprints: dict[int, str | None]
+    quarantined: set[int]
 
 
-def _load_local(session: Session, ids: Iterable[int]) -> dict[int, LocalProduct]:
-    rows = session.execute(
+@functools.cache
+def _held_query() -> Select[Any]:
+    """Built once: a page's read is the pass's one statement per page over an unchanged catalog."""
+    products, quarantined = ProductRow.__table__, QuarantinedProduct.__table__
+    return (
         select(
-            ProductRow.product_id,
-            ProductRow.version,
-            ProductRow.content_hash,
-            ProductRow.product_status,
-            ProductRow.is_authorized,
-        ).where(ProductRow.product_id.in_(list(ids)))
+            products.c.product_id,
+            products.c.version,
+            products.c.content_hash,
+            products.c.product_status,
+            products.c.is_authorized,
+            products.c.raw_hash,
+            quarantined.c.id,
+        )
+        .outerjoin(quarantined, quarantined.c.product_id == products.c.product_id)
+        .where(products.c.product_id.in_(bindparam("ids", expanding=True)))
     )
-    return {row.product_id: LocalProduct(*row) for row in rows}
+
+
+def _load_local(session: Session, ids: Iterable[int]) -> _Held:
+    rows = session.connection().execute(_held_query(), {"ids": list(ids)})
+    held = _Held({}, {}, set())
+    for pid, version, digest, status, is_authorized, fingerprint, quarantine_id in rows:
+        held.local[pid] = LocalProduct(pid, version, digest, status, is_authorized)
+        held.fingerprints[pid] = fingerprint
+        if quarantine_id is not None:
+            held.quarantined.add(pid)
+    return held
 
 
 def raw_of(product: Product) -> dict[str, Any]:
     """A payload rebuilt from the model, for calls that return no raw item."""
     return product.model_dump(mode="json", by_alias=True)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A validated product, the entry it came from and that entry's fingerprint."""
+
+    product: Product
+    raw: dict[str, Any]
+    fingerprint: str
+
+
+class PageApplied(NamedTuple):
+    """What storing one page did: each id's outcome, and the ids the page named (its shape)."""
+
+    outcomes: dict[int, str]
+    ids: list[int]
+    unnamed: int  # entries so broken they carry no ProductId
+
+
+def _entry_id(item: Any) -> int | None:
+    """The ProductId an entry seems to carry, to find its row (validation decides the real one)."""
+    if not isinstance(item, dict):
+        return None
+    product_id = as_int(casefold_get(item, "ProductId"))
+    return product_id if _is_storable_id(product_id) else None
+
+
+def apply_page(
+    sessions: sessionmaker[Session],
+    page: ProductPage,
+    *,
+    now: datetime | None = None,
+    regressed: set[int] | None = None,
+) -> PageApplied:
+    """Plan and write one page in one transaction, like ``apply_products``; an entry held byte
+    for byte by its authorized row is unchanged and is neither validated nor hashed.
+
+    Returns each id's outcome and the ids the entries carry (the page's shape).
+    """
+    now = now or utcnow()
+    fetched_at = page.fetched_at or clock_for(sessions).now()
+    entries = [(item, _entry_id(item), entry_fingerprint(item)) for item in page.entries]
+    ids: list[int] = []
+    unnamed = 0
+    with sessions.begin() as session:
+        queried = {key for _, key, _ in entries if key is not None}
+        held = _load_local(session, queried)
+        latest: dict[int, _Fetched | None] = {}  # None: held as is, nothing to read or write
+        invalid: list[InvalidProduct] = []
+        for item, key, fingerprint in entries:
+            if (
+                key is not None
+                and held.fingerprints.get(key) == fingerprint
+                and held.local[key].is_authorized
+            ):
+                latest[key] = None
+                ids.append(key)
+                continue
+            entry = page.read_entry(item)
+            if isinstance(entry, Product):
+                latest[entry.product_id] = _Fetched(entry, item, fingerprint)
+                ids.append(entry.product_id)
+            elif entry.product_id is None:
+                invalid.append(entry)
+                unnamed += 1
+            else:
+                invalid.append(entry)
+                ids.append(entry.product_id)
+        unqueried = [pid for pid in latest if pid not in queried]
+        if unqueried:  # validation read another ProductId than the entry seemed to carry
+            more = _load_local(session, unqueried)
+            held.local.update(more.local)
+            held.fingerprints.update(more.fingerprints)
+            held.quarantined.update(more.quarantined)
+        fetched = {pid: item for pid, item in latest.items() if item is not None}
+        unchanged = [pid for pid, item in latest.items() if item is None]
+        outcomes = _store(session, fetched, unchanged, invalid, held, now, fetched_at, regressed)
+        _stamp_fingerprints(session, fetched, held, outcomes)
+    return PageApplied(outcomes, ids, unnamed)
+
+
+@functools.cache
+def _stamp_statement() -> Update:
+    return (
+        update(ProductRow)
+        .where(
+            ProductRow.product_id == bindparam("b_product_id"),
+            ProductRow.version == bindparam("b_version"),
+            ProductRow.content_hash == bindparam("b_content_hash"),
+            ProductRow.product_status == bindparam("b_product_status"),
+            ProductRow.is_authorized.is_(True),
+            ProductRow.raw_hash.is_(None),
+        )
+        .values(raw_hash=bindparam("b_raw_hash"))
+    )
+
+
+def _stamp_fingerprints(
+    session: Session, fetched: Mapping[int, _Fetched], held: _Held, outcomes: Mapping[int, str]
+) -> None:
+    """Give an unchanged row without a fingerprint (stored before fingerprints, or changed by a
+    notice) the one of the entry just read as it, so the next pass need not read it again.
+
+    Only while the row still holds exactly what the entry reads as: a notice stored meanwhile
+    keeps it unknown. A row holding another fingerprint keeps it: a supplier that writes the
+    same product another way on each page costs a read, never a write.
+    """
+    stamps = [
+        {
+            "b_product_id": pid,
+            "b_version": item.product.version,
+            "b_content_hash": held.local[pid].content_hash,
+            "b_product_status": item.product.product_status,
+            "b_raw_hash": item.fingerprint,
+        }
+        for pid, item in fetched.items()
+        if outcomes.get(pid) == UNCHANGED and held.fingerprints.get(pid) is None
+    ]
+    if stamps:
+        session.connection().execute(_stamp_statement(), stamps)
 
 
 def apply_products(
@@ -120,42 +290,85 @@ def apply_products(
     """
     now = now or utcnow()
     fetched_at = fetched_at or clock_for(sessions).now()
-    latest = {product.product_id: (product, raw) for product, raw in products}
-    outcomes: dict[int, str] = {}
+    fetched = {
+        product.product_id: _Fetched(product, raw, entry_fingerprint(raw))
+        for product, raw in products
+    }
     with sessions.begin() as session:
-        local = _load_local(session, latest)
-        plan = plan_products((_remote(product) for product, _ in latest.values()), local)
-        rows = [product_row(*latest[pid], now, fetched_at) for pid in plan.writes]
-        written = upsert_products(session, rows)
-        for pid in plan.regressions:
-            if pid in written:
-                log.warning(
-                    "drift: product %s applied at Version %s, below the %s held",
-                    pid,
-                    latest[pid][0].version,
-                    local[pid].version,
-                )
-                if regressed is not None:
-                    regressed.add(pid)
-        for pid, kind in plan.writes.items():
-            if pid in written:
-                session.add(
-                    Change(
-                        product_id=pid, kind=kind, version=latest[pid][0].version, created_at=now
-                    )
-                )
-                outcomes[pid] = kind.value
-            else:
-                outcomes[pid] = ItemOutcome.STALE
-        outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
-        if latest:
-            session.execute(
-                delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(list(latest)))
+        held = _load_local(session, fetched)
+        return _store(session, fetched, [], invalid, held, now, fetched_at, regressed)
+
+
+def _store(
+    session: Session,
+    fetched: Mapping[int, _Fetched],
+    unchanged: Sequence[int],
+    invalid: Sequence[InvalidProduct],
+    held: _Held,
+    now: datetime,
+    fetched_at: datetime,
+    regressed: set[int] | None,
+) -> dict[int, str]:
+    """Write what moved among ``fetched`` (``unchanged`` are valid and held as they are)."""
+    local = held.local
+    digests = {pid: content_hash(item.product) for pid, item in fetched.items()}
+    plan = plan_products(
+        (
+            RemoteProduct(pid, item.product.version, digests[pid], item.product.product_status)
+            for pid, item in fetched.items()
+        ),
+        local,
+    )
+    rows = [
+        product_row(
+            fetched[pid].product,
+            fetched[pid].raw,
+            now,
+            fetched_at,
+            digest=digests[pid],
+            fingerprint=fetched[pid].fingerprint,
+        )
+        for pid in plan.writes
+    ]
+    written = upsert_products(session, rows)
+    for pid in plan.regressions:
+        if pid in written:
+            log.warning(
+                "drift: product %s applied at Version %s, below the %s held",
+                pid,
+                fetched[pid].product.version,
+                local[pid].version,
             )
-        for item in invalid:
-            if _is_storable_id(item.product_id) and item.product_id not in latest:
-                quarantine(session, item.product_id, item.raw, item.error, now)
-                outcomes[item.product_id] = ItemOutcome.QUARANTINED
+            if regressed is not None:
+                regressed.add(pid)
+    outcomes: dict[int, str] = {}
+    for pid, kind in plan.writes.items():
+        if pid in written:
+            session.add(
+                Change(
+                    product_id=pid,
+                    kind=kind,
+                    version=fetched[pid].product.version,
+                    created_at=now,
+                )
+            )
+            outcomes[pid] = kind.value
+        else:
+            outcomes[pid] = ItemOutcome.STALE
+    outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
+    outcomes.update({pid: UNCHANGED for pid in unchanged})
+    # A valid entry ends its quarantine; only ids with a row in quarantine (or no product row,
+    # so none read) cost a statement.
+    valid = {*fetched, *unchanged}
+    cleared = [pid for pid in valid if pid not in local or pid in held.quarantined]
+    if cleared:
+        session.execute(
+            delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(cleared))
+        )
+    for item in invalid:
+        if _is_storable_id(item.product_id) and item.product_id not in valid:
+            quarantine(session, item.product_id, item.raw, item.error, now)
+            outcomes[item.product_id] = ItemOutcome.QUARANTINED
     return outcomes
 
 

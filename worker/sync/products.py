@@ -42,6 +42,7 @@ from worker.sync.plan import (
 from worker.sync.product_rows import (
     UNCHANGED,
     ItemOutcome,
+    apply_page,
     apply_products,
     deauthorize,
     quarantine,
@@ -117,13 +118,6 @@ def _prefetched(pages: Iterator[ProductPage], depth: int = 2) -> Iterator[Produc
             with contextlib.suppress(queue.Empty):
                 box.get(timeout=0.05)
         thread.join()
-
-
-def _shape(page: ProductPage) -> PageShape:
-    ids = [p.product_id for p in page.products]
-    ids += [i.product_id for i in page.invalid if i.product_id is not None]
-    unnamed = sum(1 for i in page.invalid if i.product_id is None)
-    return PageShape(page.page_index, page.page_size, page.total_count, tuple(ids), unnamed)
 
 
 def _start_run(sessions: sessionmaker[Session], kind: str) -> int:
@@ -212,16 +206,18 @@ def sync_products(
         for attempt in range(1, max_attempts + 1):
             shapes: list[PageShape] = []
             for page in _prefetched(supplier.iter_product_pages(stamp=clock.now)):
-                shapes.append(_shape(page))
                 result.pages += 1
-                outcomes = apply_products(
-                    sessions,
-                    [(p, page.raw_by_id.get(p.product_id) or raw_of(p)) for p in page.products],
-                    page.invalid,
-                    fetched_at=page.fetched_at,
-                    regressed=regressed,
+                applied = apply_page(sessions, page, regressed=regressed)
+                shapes.append(
+                    PageShape(
+                        page.page_index,
+                        page.page_size,
+                        page.total_count,
+                        tuple(applied.ids),
+                        applied.unnamed,
+                    )
                 )
-                _tally(result, outcomes, first)
+                _tally(result, applied.outcomes, first)
                 if on_page is not None:
                     on_page(len(first), page.total_count)
             problems = find_drift(shapes)
@@ -370,6 +366,7 @@ def set_shelf_status(sessions: sessionmaker[Session], product_id: int, status: i
         key = casefold_key(raw, "ProductStatus") or "ProductStatus"
         raw[key] = status
         row.raw, row.product_status, row.updated_at = raw, status, now
+        row.raw_hash = None  # no longer the entry as received: the next one is read in full
         row.fetched_at = noticed_at
         session.add(
             Change(
