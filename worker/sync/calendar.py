@@ -7,6 +7,7 @@ wins. An open-ended rule covers every day from its BeginTime on, whatever its En
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
@@ -61,7 +62,7 @@ def resolve_calendar(rules: Sequence[PriceRule], start: date, end: date) -> list
         key=lambda i: (_TYPE_RANK.get(rules[i].price_type, 9), _span(rules[i]), -i),
     )
     # Each day takes the best rule covering it: paint the worst first, the best last.
-    slots: list[PriceRule | None] = [None] * max((end - start).days + 1, 0)
+    slots: list[int] = [-1] * max((end - start).days + 1, 0)
     for i in reversed(ranked):
         rule = rules[i]
         if rule.price_type not in _TYPE_RANK:
@@ -70,16 +71,21 @@ def resolve_calendar(rules: Sequence[PriceRule], start: date, end: date) -> list
         first_slot = max((rule.begin_time - start).days, 0)
         last_slot = len(slots) - 1 if last is None else min((last - start).days, len(slots) - 1)
         if first_slot <= last_slot:
-            slots[first_slot : last_slot + 1] = [rule] * (last_slot - first_slot + 1)
-    return [
-        ResolvedDay(
-            start + timedelta(days=offset),
-            rule.price,
-            rule.sale_price,
-            rule.market_price,
-            rule.daily_stock or None,
-            rule.booking_day,
-        )
-        for offset, rule in enumerate(slots)
-        if rule is not None
+            slots[first_slot : last_slot + 1] = [i] * (last_slot - first_slot + 1)
+    # A day's values are its rule's: one tuple per rule, shared by the days it prices.
+    values = [
+        (rule.price, rule.sale_price, rule.market_price, rule.daily_stock or None, rule.booking_day)
+        for rule in rules
     ]
+    new_day = tuple.__new__  # a named tuple without its keyword-parsing constructor
+    return [
+        new_day(ResolvedDay, (day, *values[i]))
+        for day, i in zip(window_days(start, len(slots)), slots, strict=True)
+        if i >= 0
+    ]
+
+
+@functools.lru_cache(maxsize=16)
+def window_days(start: date, count: int) -> tuple[date, ...]:
+    """The ``count`` days from ``start``; a refresh resolves every product over one window."""
+    return tuple(start + timedelta(days=offset) for offset in range(count))

@@ -15,14 +15,14 @@ one of four actions (``worker.sync.prices`` reads both sides and applies the ans
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-
-from pydantic import TypeAdapter
+from json.encoder import encode_basestring_ascii
 
 from worker.supplier.payloads import PriceCalendar, PriceRule, Seat
 from worker.sync.calendar import ResolvedDay, last_covered_day, resolve_calendar
@@ -66,27 +66,68 @@ def price_content(
     """Resolve a calendar fetched at ``fetched_at`` over the window and hash what it would store."""
     days = resolve_calendar(calendar.daily_price_stock, start, end)
     seats = [seat for seat in calendar.product_seats if start <= seat.time <= end]
-    # The days' values as text, once per distinct run of values (a rule covers many days).
-    texts: dict[tuple[object, ...], list[str]] = {}
-    day_texts: list[list[str]] = []
+    digest = hashlib.sha256(content_text(calendar.daily_price_stock, days, seats).encode())
+    return PriceContent(calendar, start, end, days, seats, digest.hexdigest(), fetched_at)
+
+
+def content_text(
+    rules: Sequence[PriceRule], days: Sequence[ResolvedDay], seats: Sequence[Seat]
+) -> str:
+    """The text the content hash is taken of, written out directly.
+
+    Byte for byte what ``json.dumps(body, sort_keys=True)`` gives for ``body`` = the rules and
+    sessions as ``model_dump(mode="json")`` dicts and each day as its values' ``str`` (stored
+    hashes depend on it: ``tests/sync/test_price_hash.py`` pins it). Strings that may hold
+    anything go through json's own escaping; dates, numbers and ``str`` of Decimals never need
+    escaping.
+    """
+    # The days' values as text, once per run of days with the same values (a rule covers many).
+    day_texts: list[str] = []
+    run: tuple[object, ...] | None = None
+    text = ""
     for day in days:
         values = day[1:]
-        text = texts.get(values)
-        if text is None:
-            text = texts[values] = [str(part) for part in values]
-        day_texts.append([day.day.isoformat(), *text])
-    body = {
-        "rules": _RULES_JSON.dump_python(calendar.daily_price_stock, mode="json"),
-        "days": day_texts,
-        "seats": _SEATS_JSON.dump_python(seats, mode="json"),
-    }
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return PriceContent(calendar, start, end, days, seats, digest, fetched_at)
+        if values != run:
+            run, text = values, "".join([f', "{part!s}"' for part in values]) + "]"
+        day_texts.append(f'["{_iso(day[0])}"{text}')
+    rule_texts = [
+        f'{{"begin_time": "{_iso(rule.begin_time)}", "booking_day": {rule.booking_day!r}, '
+        f'"daily_stock": {rule.daily_stock!r}, "end_time": {_date_json(rule.end_time)}, '
+        f'"market_price": "{rule.market_price!s}", "price": "{rule.price!s}", '
+        f'"price_type": {rule.price_type!r}, "sale_price": "{rule.sale_price!s}"}}'
+        for rule in rules
+    ]
+    # A product's sessions repeat a few start and end times and capacities day after day.
+    slots: dict[tuple[str, int, str], str] = {}
+    seat_texts: list[str] = []
+    for seat in seats:
+        slot = (seat.seats_end_time, seat.seats_num, seat.seats_start_time)
+        middle = slots.get(slot)
+        if middle is None:
+            middle = slots[slot] = (
+                f'"seats_end_time": {_string(slot[0])}, "seats_num": {slot[1]!r}, '
+                f'"seats_start_time": {_string(slot[2])}'
+            )
+        seat_texts.append(
+            f'{{"seats_code": {_string(seat.seats_code)}, {middle}, "time": "{_iso(seat.time)}"}}'
+        )
+    return (
+        f'{{"days": [{", ".join(day_texts)}], "rules": [{", ".join(rule_texts)}], '
+        f'"seats": [{", ".join(seat_texts)}]}}'
+    )
 
 
-# Whole lists dumped in one call (the same dicts as ``model_dump(mode="json")`` item by item).
-_RULES_JSON = TypeAdapter(list[PriceRule])
-_SEATS_JSON = TypeAdapter(list[Seat])
+@functools.lru_cache(maxsize=1024)
+def _iso(day: date) -> str:
+    """``date.isoformat``, remembered: every product's calendar names the same few dozen days."""
+    return day.isoformat()
+
+
+_string = encode_basestring_ascii  # json.dumps's own escaping (ensure_ascii)
+
+
+def _date_json(day: date | None) -> str:
+    return "null" if day is None else f'"{_iso(day)}"'
 
 
 def _rule_key(rule: PriceRule) -> RuleKey:
