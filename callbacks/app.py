@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 # How long intake may wait on the database before answering 503 (the supplier resends).
 DB_WAIT_MS = 3000
+# Connections kept per worker process. Each request thread holds at most one, and the pool
+# opens them only as threads need them, so this is a ceiling above the Procfile's 16 threads.
+# An overflow connection (past ``pool_size``) would be closed on return: one PostgreSQL
+# backend started and torn down per busy request, which cost more than the request itself.
+DB_POOL_SIZE = 32
 
 
 @dataclass
@@ -96,7 +101,11 @@ def intake_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         options = f"-c statement_timeout={DB_WAIT_MS} -c lock_timeout={DB_WAIT_MS}"
         return make_engine(
-            url, connect_args={"connect_timeout": 2, "options": options}, pool_timeout=2
+            url,
+            connect_args={"connect_timeout": 2, "options": options},
+            pool_size=DB_POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=2,
         )
     engine = make_engine(url)
     if engine.dialect.name == "sqlite":
