@@ -19,11 +19,11 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import DataError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
@@ -50,9 +50,15 @@ from worker.logs import configure_logging_for
 from worker.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long intake may wait on the database before answering 503 (the supplier resends).
 DB_WAIT_MS = 3000
+# Connections kept per worker process. Each request thread holds at most one, and the pool
+# opens them only as threads need them, so this is a ceiling above the Procfile's 16 threads.
+# An overflow connection (past ``pool_size``) would be closed on return: one PostgreSQL
+# backend started and torn down per busy request, which cost more than the request itself.
+DB_POOL_SIZE = 32
 
 
 @dataclass
@@ -66,8 +72,7 @@ class Intake:
 
     def store(self, delivery: Delivery, verdict: Notice | Invalid) -> Stored:
         """Commit the request; the caller enqueues it when it is new and pending."""
-        with self.sessions.begin() as session:
-            stored = store_notification(session, delivery, verdict, utcnow())
+        stored = _once_more_if_dropped(lambda: self._commit(delivery, verdict))
         if not stored.is_new:
             log.info("duplicate delivery acknowledged (inbox %s)", stored.inbox_id)
         elif isinstance(verdict, Invalid):
@@ -75,6 +80,10 @@ class Intake:
         elif stored.status == InboxStatus.HELD:
             log.warning("inbox %s held: signature reused with another body", stored.inbox_id)
         return stored
+
+    def _commit(self, delivery: Delivery, verdict: Notice | Invalid) -> Stored:
+        with self.sessions.begin() as session:
+            return store_notification(session, delivery, verdict, utcnow())
 
     def store_or_keep_raw(self, delivery: Delivery, body: bytes, partner_id: int) -> Stored:
         """Store the classified body; if the database refuses a value in it (the input, not
@@ -91,12 +100,34 @@ class Intake:
             return self.store(delivery, kept)
 
 
+def _once_more_if_dropped(work: Callable[[], T]) -> T:
+    """Run ``work``; again, once, if it failed on a connection the database had dropped.
+
+    The intake engine does not ping a connection before each use (a round trip per request);
+    after a PostgreSQL restart the first statement on a kept connection fails instead, and
+    SQLAlchemy then invalidates the whole pool, so the second try runs on a fresh connection.
+    Storing is idempotent: should the first commit have landed after all, the second finds it.
+    """
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection dropped (%s), trying once more", type(exc.orig).__name__)
+        return work()
+
+
 def intake_engine(url: str) -> Engine:
     """An engine that gives up on a down or locked database within seconds, not minutes."""
     if url.startswith("postgresql"):
         options = f"-c statement_timeout={DB_WAIT_MS} -c lock_timeout={DB_WAIT_MS}"
         return make_engine(
-            url, connect_args={"connect_timeout": 2, "options": options}, pool_timeout=2
+            url,
+            connect_args={"connect_timeout": 2, "options": options},
+            pool_size=DB_POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=2,
+            pool_pre_ping=False,  # see _once_more_if_dropped
         )
     engine = make_engine(url)
     if engine.dialect.name == "sqlite":
@@ -203,9 +234,12 @@ def build_blueprint(callback_path: str) -> Blueprint:
 
     @bp.get("/healthz")
     def healthz() -> tuple[Response, int]:
-        try:
+        def ping() -> None:
             with _intake().sessions() as session:
                 session.execute(text("SELECT 1"))
+
+        try:
+            _once_more_if_dropped(ping)
         except (SQLAlchemyError, OSError) as exc:
             return jsonify({"database": "unavailable", "error": type(exc).__name__}), 503
         return jsonify({"database": "ok"}), 200

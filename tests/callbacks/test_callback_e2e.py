@@ -193,6 +193,43 @@ def test_locked_database_answers_503_within_seconds_then_the_resend_lands_once(
     assert inbox_count(sessions) == 1 and len(sent.ids) == 1
 
 
+def test_connections_dropped_by_a_database_restart_cost_no_refusal(
+    pg_url: str, tmp_path: Any
+) -> None:
+    """The intake pool does not ping before each request: a kept connection the server closed
+    fails its first statement, and the request is stored on a fresh one instead of a 503."""
+    settings = make_settings(
+        "http://127.0.0.1:9", pg_url, broker_db_url=f"sqlite:///{tmp_path}/broker.db"
+    )
+    sent = Sent()
+    client = create_app(settings, send=sent).test_client()
+    stamp = int(time.time() * 1000)
+    for n, service in enumerate(
+        ("order_ticket_notify", "order_verify_notify", "order_refund_notify")
+    ):
+        if n:  # as a restart would: every connection the receiver keeps is closed under it
+            admin = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+            with admin.connect() as connection:
+                dropped = connection.scalar(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            admin.dispose()
+            assert dropped >= 1
+        reply = client.post(
+            PATH,
+            data=encode(envelope(service, SAMPLES[service])),
+            headers=signed(timestamp_ms=stamp + n),
+        )
+        assert reply.status_code == 200 and reply.get_json() == SUCCESS
+    assert client.get("/healthz").status_code == 200
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    assert inbox_count(sessionmaker(engine)) == 3 and len(sent.ids) == 3
+    engine.dispose()
+
+
 def test_redis_down_still_acknowledges_within_a_second_and_the_relay_delivers_later(
     sandbox: Any, database_url: str, redis_url: str, start_celery: Any
 ) -> None:
