@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -160,18 +161,32 @@ def _finish_run(sessions: sessionmaker[Session], result: PassResult) -> None:
         )
 
 
-def _tally(result: PassResult, outcomes: dict[int, str], first: dict[int, str]) -> None:
+_COUNTED = ("created", "updated", "status", "reauthorized", "quarantined", "stale")
+
+
+@dataclass
+class _FirstOutcomes:
+    """Each product's first outcome in a pass ("unchanged" yields to a later one), and how many
+    of each, kept as they change: a tally per page costs the page, not the pass so far."""
+
+    by_id: dict[int, str] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def record(self, outcomes: dict[int, str]) -> None:
+        for pid, outcome in outcomes.items():
+            held = self.by_id.get(pid)
+            if held is None or held == UNCHANGED:
+                if held is not None:
+                    self.counts[held] -= 1
+                self.by_id[pid] = outcome
+                self.counts[outcome] += 1
+
+
+def _tally(result: PassResult, outcomes: dict[int, str], first: _FirstOutcomes) -> None:
     """Count each product once per pass, by the first thing that happened to it."""
-    for pid, outcome in outcomes.items():
-        if first.get(pid, UNCHANGED) == UNCHANGED:
-            first[pid] = outcome
-    counts = dict.fromkeys(
-        ("created", "updated", "status", "reauthorized", "quarantined", "stale"), 0
-    )
-    for outcome in first.values():
-        if outcome in counts:
-            counts[outcome] += 1
-    result.seen = len(first)
+    first.record(outcomes)
+    counts = {kind: first.counts[kind] for kind in _COUNTED}
+    result.seen = len(first.by_id)
     result.new = counts["created"]
     result.changed = counts["updated"] + counts["status"]
     result.reauthorized = counts["reauthorized"]
@@ -199,7 +214,7 @@ def sync_products(
     result = PassResult(run_id=_start_run(sessions, "products"))
     clock = clock_for(sessions)
     regressed: set[int] = set()
-    first: dict[int, str] = {}
+    first = _FirstOutcomes()
     clean_seen: set[int] = set()
     unnamed = 0
     try:
@@ -219,7 +234,7 @@ def sync_products(
                 )
                 _tally(result, applied.outcomes, first)
                 if on_page is not None:
-                    on_page(len(first), page.total_count)
+                    on_page(len(first.by_id), page.total_count)
             problems = find_drift(shapes)
             if not problems:
                 result.is_complete = True
@@ -256,7 +271,9 @@ def sync_products(
     finally:
         if result.outcome is PassOutcome.RUNNING:
             result.outcome = PassOutcome.OK
-        result.price_due = sorted(pid for pid, kind in first.items() if kind in PRICE_DUE_KINDS)
+        result.price_due = sorted(
+            pid for pid, kind in first.by_id.items() if kind in PRICE_DUE_KINDS
+        )
         spent = supplier.usage() - usage_before
         result.requests, result.retries = spent.requests, spent.retries
         result.version_regressions = len(regressed)
@@ -269,7 +286,7 @@ def _confirm_missing(
     sessions: sessionmaker[Session],
     supplier: Supplier,
     result: PassResult,
-    first: dict[int, str],
+    first: _FirstOutcomes,
     seen: set[int],
     max_share: float,
     unnamed: int = 0,
