@@ -7,11 +7,18 @@ column order, each column's bind conversion (the dialect's own: dates as text an
 number on SQLite, none on PostgreSQL) runs once per distinct value of a column over the batch,
 and the driver gets the tuples. The database receives the same values the Core insert would
 send (values equal in Python convert alike, as dates and money do).
+
+On SQLite the rows go as multi-row ``INSERT ... VALUES (...), (...)`` statements of as many
+rows as 999 parameters allow (the limit of older SQLite builds): SQLite runs an
+``executemany`` as one statement per row, opening the table, its indexes and the foreign key's
+parent afresh each time, which cost more than the inserting itself (multi-row statements
+insert a day's row in about 60% of the CPU).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +42,7 @@ def insert_many(
         return
     connection = session.connection()
     sql, converters = _prepared(connection.dialect, table, tuple(columns))
-    parameters: Sequence[Sequence[Any]] = rows
+    parameters: Any = rows
     if converters:
         by_column: list[Any] = list(zip(*rows, strict=True))
         for index, convert in converters:
@@ -47,8 +54,28 @@ def insert_many(
                 by_column[index] = map(convert, values)
             else:
                 by_column[index] = map(converted.__getitem__, values)
-        parameters = list(zip(*by_column, strict=True))
-    connection.exec_driver_sql(sql, parameters)
+        parameters = zip(*by_column, strict=True)
+    if connection.dialect.name != "sqlite":
+        connection.exec_driver_sql(sql, list(parameters))
+        return
+    width = len(columns)
+    flat = tuple(itertools.chain.from_iterable(parameters))
+    step = max(_SQLITE_PARAMETERS // width, 1) * width
+    for offset in range(0, len(flat), step):
+        values = flat[offset : offset + step]
+        connection.exec_driver_sql(_multi_row(sql, width, len(values) // width), values)
+
+
+# Parameters per SQLite statement: what older builds allow (3.32 raised it to 32766), and past
+# a hundred rows or so the gain flattens while a statement's compiling grows with its rows.
+_SQLITE_PARAMETERS = 999
+
+
+@functools.lru_cache(maxsize=256)
+def _multi_row(sql: str, width: int, count: int) -> str:
+    """``sql`` (one row of ``width`` markers) for ``count`` rows."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return sql[: sql.rindex("VALUES") + len("VALUES")] + " " + ", ".join([row] * count)
 
 
 @functools.lru_cache(maxsize=64)

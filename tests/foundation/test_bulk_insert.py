@@ -97,3 +97,18 @@ def test_a_column_with_a_python_default_must_be_given(
         insert_many(
             session, cast(Table, Change.__table__), ("product_id", "kind", "version"), [(1, "x", 1)]
         )
+
+
+def test_many_rows_span_several_statements_and_all_land(
+    session_factory: sessionmaker[Session],
+) -> None:
+    days = [date.fromordinal(date(2026, 1, 1).toordinal() + n) for n in range(300)]
+    rows = [
+        (1, day, Decimal("1.50"), Decimal(n), Decimal("2"), n or None, 0)
+        for n, day in enumerate(days)
+    ]
+    with session_factory.begin() as session:
+        _products(session, 1)
+        insert_many(session, cast(Table, DailyPrice.__table__), DAY_COLUMNS, rows)
+    with session_factory() as session:
+        assert _read_days(session, 1) == [row[1:] for row in rows]

@@ -27,9 +27,19 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import SchemaValidator
+from pydantic_core import core_schema as cs
 
 from models.limits import NAME_TEXT, SHORT_TEXT, TIME_TEXT
+from worker.supplier import canonical
 from worker.supplier.contract import ShelfStatus, casefold_key
 from worker.supplier.fields import (
     Count,
@@ -225,16 +235,86 @@ class PriceCalendar(SupplierModel):
 
     @model_validator(mode="after")
     def _distinct_seats(self) -> PriceCalendar:
-        seen: set[tuple[str, date]] = set()
-        distinct: list[Seat] = []
-        for seat in self.product_seats:
-            key = (seat.seats_code, seat.time)
-            if key not in seen:
-                seen.add(key)
-                distinct.append(seat)
-        if len(distinct) != len(self.product_seats):
-            object.__setattr__(self, "product_seats", distinct)
-        return self
+        return _distinct_seats(self)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _canonical_first(
+        cls, data: Any, handler: ModelWrapValidatorHandler[PriceCalendar]
+    ) -> PriceCalendar:
+        """A calendar in the plain form goes through ``worker.supplier.canonical`` (same result,
+        a fraction of the CPU); anything else, or anything it refuses, through the fields above."""
+        style = _calendar_style(data)
+        if style is not None:
+            try:
+                calendar: PriceCalendar = _CANONICAL_CALENDARS[style].validate_python(data)
+            except ValidationError:
+                pass
+            else:
+                return _distinct_seats(calendar)
+        return handler(data)
+
+
+def _distinct_seats(calendar: PriceCalendar) -> PriceCalendar:
+    """Each ``SeatsCode`` and ``Time`` once, the first met."""
+    seen: set[tuple[str, date]] = set()
+    distinct: list[Seat] = []
+    for seat in calendar.product_seats:
+        key = (seat.seats_code, seat.time)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(seat)
+    if len(distinct) != len(calendar.product_seats):
+        object.__setattr__(calendar, "product_seats", distinct)
+    return calendar
+
+
+def _calendar_style(data: Any) -> canonical.KeyStyle | None:
+    """Which key style a calendar's own keys are in, when one of the canonical ones."""
+    if not isinstance(data, dict):
+        return None
+    if "DailyPriceStock" in data or "ProductSeats" in data:
+        return "pascal"
+    if "dailyPriceStock" in data or "productSeats" in data:
+        return "camel"
+    return None
+
+
+def _canonical_calendar(style: canonical.KeyStyle) -> SchemaValidator:
+    rule = canonical.model(
+        PriceRule,
+        {
+            "daily_stock": canonical.COUNT,
+            "market_price": canonical.MONEY,
+            "price": canonical.MONEY,
+            "sale_price": canonical.MONEY,
+            "booking_day": canonical.COUNT,
+            "begin_time": canonical.DATE,
+            "end_time": canonical.OPT_DATE,
+            "price_type": canonical.PRICE_TYPE,
+        },
+        style,
+    )
+    seat = canonical.model(
+        Seat,
+        {
+            "time": canonical.DATE,
+            "seats_start_time": canonical.text(TIME_TEXT),
+            "seats_end_time": canonical.text(TIME_TEXT),
+            "seats_code": canonical.text(SHORT_TEXT),
+            "seats_num": canonical.COUNT,
+        },
+        style,
+    )
+    calendar = canonical.model(
+        PriceCalendar,
+        {"daily_price_stock": cs.list_schema(rule), "product_seats": cs.list_schema(seat)},
+        style,
+    )
+    return canonical.validator(calendar, (PriceCalendar, PriceRule, Seat))
+
+
+_CANONICAL_CALENDARS = {style: _canonical_calendar(style) for style in ("pascal", "camel")}
 
 
 # --- 1.1.3 - 1.1.8 orders --------------------------------------------------------------------

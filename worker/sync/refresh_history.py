@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.bulk import insert_many
 from models.catalog import Product
 from models.dialect import insert_for
 from models.freshness import HISTORY_PER_PRODUCT, PriceRefresh, PriceSchedule, ProductReads
@@ -40,15 +42,18 @@ def record_refreshes(session: Session, outcomes: Sequence[RefreshOutcome]) -> No
         previous = outcome.previous_fetched_at
         interval = (outcome.fetched_at - previous).total_seconds() if previous is not None else None
         rows.append(
-            {
-                "product_id": outcome.product_id,
-                "refreshed_at": outcome.fetched_at,
-                "interval_s": interval if interval is None or interval > 0 else None,
-                "changed": outcome.changed,
-            }
+            (
+                outcome.product_id,
+                outcome.fetched_at,
+                interval if interval is None or interval > 0 else None,
+                outcome.changed,
+            )
         )
-    if rows:
-        session.execute(insert(PriceRefresh), rows)
+    # A row per stored refresh, a refresh batch at a time: the bulk insert, not the ORM's.
+    insert_many(session, cast(Table, PriceRefresh.__table__), _REFRESH_COLUMNS, rows)
+
+
+_REFRESH_COLUMNS = ("product_id", "refreshed_at", "interval_s", "changed")
 
 
 def prune_history(session: Session, keep: int = HISTORY_PER_PRODUCT) -> int:
