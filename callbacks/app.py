@@ -41,6 +41,7 @@ from callbacks.intake import (
     check_headers,
     classify,
     raw_text,
+    store_first_delivery,
     store_notification,
 )
 from models.base import utcnow
@@ -69,6 +70,8 @@ class Intake:
     sessions: sessionmaker[Session]
     enqueue: Callable[[int], bool]
     now_ms: Callable[[], int]
+    # PostgreSQL: the same pool in autocommit mode, for ``store_first_delivery``.
+    autocommit: Engine | None = None
 
     def store(self, delivery: Delivery, verdict: Notice | Invalid) -> Stored:
         """Commit the request; the caller enqueues it when it is new and pending."""
@@ -82,8 +85,14 @@ class Intake:
         return stored
 
     def _commit(self, delivery: Delivery, verdict: Notice | Invalid) -> Stored:
+        now = utcnow()
+        if self.autocommit is not None:
+            with self.autocommit.connect() as connection:
+                stored = store_first_delivery(connection, delivery, verdict, now)
+            if stored is not None:
+                return stored
         with self.sessions.begin() as session:
-            return store_notification(session, delivery, verdict, utcnow())
+            return store_notification(session, delivery, verdict, now)
 
     def store_or_keep_raw(self, delivery: Delivery, body: bytes, partner_id: int) -> Stored:
         """Store the classified body; if the database refuses a value in it (the input, not
@@ -172,6 +181,11 @@ def create_app(
         sessions=make_session_factory(engine),
         enqueue=enqueuer.enqueue,
         now_ms=now_ms or (lambda: int(time.time() * 1000)),
+        autocommit=(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else None
+        ),
     )
     app.extensions["callbacks.engine"] = engine
     app.register_blueprint(build_blueprint(settings.callback_path))

@@ -41,10 +41,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import Connection, Select, bindparam, exists, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from models.dialect import insert_ignore
@@ -398,43 +400,125 @@ def store_notification(
 ) -> Stored:
     """Commit a verified request as ``pending``, ``invalid`` or ``held``, in the caller's
     transaction. Idempotent: a delivery already stored answers ``Stored(id, is_new=False)``."""
-    reason: str | None = None
-    if isinstance(verdict, Invalid):
-        key = dedupe_key("invalid", {"body": verdict.digest}, delivery.signature)
-        status, reason = InboxStatus.INVALID, verdict.reason
-        service, subject, payload = verdict.service_name, verdict.subject, verdict.payload
-    else:
-        service, subject, payload = verdict.service_name, verdict.subject, verdict.payload
-        key = dedupe_key(service, payload, delivery.signature if verdict.by_delivery else "")
-        status = InboxStatus.PENDING
-        if service == PROBE_SERVICE_NAME:
-            status, reason = InboxStatus.DONE, PROBE_REASON
+    key, status, reason = _as_first_delivery(delivery, verdict)
     first = _first_body_of(session, delivery.signature, key, now)
     if isinstance(verdict, Notice) and verdict.is_order_notice and first != key:
         status, reason = InboxStatus.HELD, HELD_REASON
-        key = dedupe_key(service, payload, "held:" + delivery.signature)
+        key = dedupe_key(verdict.service_name, verdict.payload, "held:" + delivery.signature)
     inbox_id = insert_ignore(
         session,
         InboxMessage,
-        {
-            "service_name": service,
-            "dedupe_key": key,
-            "subject": subject,
-            "payload": payload,
-            "status": status,
-            "attempts": 0,
-            "reason": reason,
-            "raw_body": verdict.raw_body if isinstance(verdict, Invalid) else None,
-            "received_at": now,
-            "updated_at": now,
-            "next_attempt_at": (
-                now + timedelta(seconds=FIRST_RETRY_S) if status == InboxStatus.PENDING else None
-            ),
-        },
+        _inbox_row(verdict, key, status, reason, now),
         returning=InboxMessage.id,
     )
     if inbox_id is not None:
         return Stored(int(inbox_id), is_new=True, status=status)
+    return _stored_before(session, key)
+
+
+def store_first_delivery(
+    connection: Connection, delivery: Delivery, verdict: Notice | Invalid, now: datetime
+) -> Stored | None:
+    """``store_notification`` in one statement, for a signature not seen before (nearly every
+    request): on PostgreSQL, on a connection in autocommit mode, so the statement is its own
+    transaction, committed durably before this returns, in one round trip instead of four
+    (BEGIN, two inserts, COMMIT). ``None``, with nothing written, when the signature was seen
+    before: the caller runs ``store_notification`` in a transaction to decide what the body is.
+    """
+    key, status, reason = _as_first_delivery(delivery, verdict)
+    values = {"signature": delivery.signature, **_inbox_row(verdict, key, status, reason, now)}
+    row = connection.execute(_first_delivery_statement(), values).one()
+    signature_new, inbox_id = row[0], row[1]
+    if not signature_new:
+        return None
+    if inbox_id is not None:
+        return Stored(int(inbox_id), is_new=True, status=status)
+    return _stored_before(connection, key)  # stored before under another signature (a resend)
+
+
+@cache
+def _first_delivery_statement() -> Select[Any]:
+    """Record the signature and, only if it is new, insert the inbox row (each ignored on a
+    clash); returns (signature recorded: 0 or 1, the new row's id or NULL)."""
+    signature = (
+        postgresql.insert(InboxSignature)
+        .values(
+            signature=bindparam("signature"),
+            dedupe_key=bindparam("dedupe_key"),
+            seen_at=bindparam("received_at"),
+        )
+        .on_conflict_do_nothing()
+        .returning(InboxSignature.signature)
+        .cte("new_signature")
+    )
+    columns = [InboxMessage.__table__.c[name] for name in _INBOX_COLUMNS]
+    row = select(*(bindparam(column.key, type_=column.type) for column in columns)).where(
+        exists(select(signature.c.signature))
+    )
+    message = (
+        postgresql.insert(InboxMessage)
+        .from_select(columns, row)
+        .on_conflict_do_nothing()
+        .returning(InboxMessage.id)
+        .cte("new_message")
+    )
+    return select(
+        select(func.count()).select_from(signature).scalar_subquery(),
+        select(message.c.id).scalar_subquery(),
+    )
+
+
+_INBOX_COLUMNS = (
+    "service_name",
+    "dedupe_key",
+    "subject",
+    "payload",
+    "status",
+    "attempts",
+    "reason",
+    "raw_body",
+    "received_at",
+    "updated_at",
+    "next_attempt_at",
+)
+
+
+def _as_first_delivery(
+    delivery: Delivery, verdict: Notice | Invalid
+) -> tuple[str, str, str | None]:
+    """Dedupe key, status and reason of the row, should the signature be new."""
+    if isinstance(verdict, Invalid):
+        key = dedupe_key("invalid", {"body": verdict.digest}, delivery.signature)
+        return key, InboxStatus.INVALID, verdict.reason
+    key = dedupe_key(
+        verdict.service_name, verdict.payload, delivery.signature if verdict.by_delivery else ""
+    )
+    if verdict.service_name == PROBE_SERVICE_NAME:
+        return key, InboxStatus.DONE, PROBE_REASON
+    return key, InboxStatus.PENDING, None
+
+
+def _inbox_row(
+    verdict: Notice | Invalid, key: str, status: str, reason: str | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "service_name": verdict.service_name,
+        "dedupe_key": key,
+        "subject": verdict.subject,
+        "payload": verdict.payload,
+        "status": status,
+        "attempts": 0,
+        "reason": reason,
+        "raw_body": verdict.raw_body if isinstance(verdict, Invalid) else None,
+        "received_at": now,
+        "updated_at": now,
+        "next_attempt_at": (
+            now + timedelta(seconds=FIRST_RETRY_S) if status == InboxStatus.PENDING else None
+        ),
+    }
+
+
+def _stored_before(session: Session | Connection, key: str) -> Stored:
     existing = session.execute(
         select(InboxMessage.id, InboxMessage.status).where(InboxMessage.dedupe_key == key)
     ).one()
