@@ -15,7 +15,11 @@ from sqlalchemy.orm import Session
 
 def insert_for(session: Session, table: Any) -> Any:
     """The dialect's ``INSERT`` for ``table`` (a model or a Table), which knows ``ON CONFLICT``."""
-    dialect = session.get_bind().dialect.name
+    return insert_for_dialect(session.get_bind().dialect.name, table)
+
+
+def insert_for_dialect(dialect: str, table: Any) -> Any:
+    """``insert_for`` by the dialect's name, for a statement built once per dialect."""
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
