@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 def insert_for(session: Session, table: Any) -> Any:
     """The dialect's ``INSERT`` for ``table`` (a model or a Table), which knows ``ON CONFLICT``."""
-    return _insert(session.get_bind().dialect.name, table)
+    return insert_for_dialect(session.get_bind().dialect.name, table)
 
 
-def _insert(dialect: str, table: Any) -> Any:
+def insert_for_dialect(dialect: str, table: Any) -> Any:
+    """``insert_for`` by the dialect's name, for a statement built once per dialect."""
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
@@ -46,5 +47,7 @@ def insert_ignore(
 def _insert_ignore_statement(dialect: str, table: Any, returning: Any) -> Insert:
     """Built once per table: the values go in as parameters, so each call skips building the
     statement and its cache key (most of a small insert's Python time)."""
-    statement: Insert = _insert(dialect, table).on_conflict_do_nothing().returning(returning)
+    statement: Insert = (
+        insert_for_dialect(dialect, table).on_conflict_do_nothing().returning(returning)
+    )
     return statement

@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeGuard
 
-from sqlalchemy import Select, Update, bindparam, delete, or_, select, update
+from sqlalchemy import Select, Update, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -342,19 +342,18 @@ def _store(
             if regressed is not None:
                 regressed.add(pid)
     outcomes: dict[int, str] = {}
+    changes: list[dict[str, Any]] = []
     for pid, kind in plan.writes.items():
         if pid in written:
-            session.add(
-                Change(
-                    product_id=pid,
-                    kind=kind,
-                    version=fetched[pid].product.version,
-                    created_at=now,
-                )
+            version = fetched[pid].product.version
+            changes.append(
+                {"product_id": pid, "kind": kind.value, "version": version, "created_at": now}
             )
             outcomes[pid] = kind.value
         else:
             outcomes[pid] = ItemOutcome.STALE
+    if changes:  # one executemany, in order, without the unit of work
+        session.execute(insert(Change), changes)
     outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
     outcomes.update({pid: UNCHANGED for pid in unchanged})
     # A valid entry ends its quarantine; only ids with a row in quarantine (or no product row,
