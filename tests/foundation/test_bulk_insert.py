@@ -99,10 +99,11 @@ def test_a_column_with_a_python_default_must_be_given(
         )
 
 
+@pytest.mark.parametrize("count", [1, 15, 16, 150, 300])
 def test_many_rows_span_several_statements_and_all_land(
-    session_factory: sessionmaker[Session],
+    session_factory: sessionmaker[Session], count: int
 ) -> None:
-    days = [date.fromordinal(date(2026, 1, 1).toordinal() + n) for n in range(300)]
+    days = [date.fromordinal(date(2026, 1, 1).toordinal() + n) for n in range(count)]
     rows = [
         (1, day, Decimal("1.50"), Decimal(n), Decimal("2"), n or None, 0)
         for n, day in enumerate(days)
