@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
@@ -149,15 +149,7 @@ def _store_batch(
     under the row locks of the whole batch taken in id order; product ids are distinct.
     """
     ids = sorted(product_id for product_id, _ in fetches)
-    rows = {
-        row.product_id: row
-        for row in session.execute(
-            select(*(_PRODUCTS.c[name] for name in _HELD_COLUMNS))
-            .where(_PRODUCTS.c.product_id.in_(ids))
-            .order_by(_PRODUCTS.c.product_id)
-            .with_for_update()
-        )
-    }
+    rows = {row.product_id: row for row in session.execute(_HELD, {"ids": ids})}
     held: dict[int, HeldPrices] = {
         pid: HeldPrices(
             row.prices_hash, (row.prices_window_start, row.prices_window_end), row.prices_fetched_at
@@ -307,9 +299,9 @@ class _BatchWrites:
         rules, days, seats = _RULE_TABLE, _DAY_TABLE, _SEAT_TABLE
         if self.replaced:
             for table in (rules, days, seats):
-                session.execute(delete(table).where(table.c.product_id.in_(self.replaced)))
+                session.execute(_DELETE[table], {"ids": self.replaced})
         if self.rules_replaced:
-            session.execute(delete(rules).where(rules.c.product_id.in_(self.rules_replaced)))
+            session.execute(_DELETE[rules], {"ids": self.rules_replaced})
         for (start, end), ids in self.moved.items():
             for moved_table in (days, seats):
                 session.execute(
@@ -329,6 +321,18 @@ class _BatchWrites:
 _RULE_TABLE = cast(Table, PriceRuleRow.__table__)
 _DAY_TABLE = cast(Table, DailyPrice.__table__)
 _SEAT_TABLE = cast(Table, TimedSession.__table__)
+# Built once, the ids bound at execution: a statement built per batch coerces every id.
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_DELETE = {
+    table: delete(table).where(table.c.product_id.in_(_IDS))
+    for table in (_RULE_TABLE, _DAY_TABLE, _SEAT_TABLE)
+}
+_HELD = (
+    select(*(_PRODUCTS.c[name] for name in _HELD_COLUMNS))
+    .where(_PRODUCTS.c.product_id.in_(_IDS))
+    .order_by(_PRODUCTS.c.product_id)
+    .with_for_update()
+)
 
 
 def _held_keys_many(session: Session, product_ids: Sequence[int]) -> dict[int, PriceKeys]:
