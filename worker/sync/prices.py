@@ -26,7 +26,7 @@ from sqlalchemy import BindParameter, Table, bindparam, delete, insert, or_, sel
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.bulk import insert_many
+from models.bulk import insert_many, update_many
 from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
 from worker.clock import clock_for
@@ -120,6 +120,8 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
 
 _PRODUCTS = cast(Table, Product.__table__)
 _CHANGE_COLUMNS = ("product_id", "kind", "version", "created_at")
+# The product row's stamps, set by primary key with ``update_many`` (the ORM's bulk update by
+# primary key costs several times its CPU per row for the same SQL).
 _STAMPED = (
     "prices_refreshed_at",
     "prices_error",
@@ -161,7 +163,7 @@ def _store_batch(
     ]
     held_keys = _held_keys_many(session, wanted)
     writes = _BatchWrites()
-    stamps: list[dict[str, Any]] = []
+    stamps: list[tuple[Any, ...]] = []
     changes: list[tuple[Any, ...]] = []
     outcomes: list[RefreshOutcome] = []
     for product_id, content in fetches:
@@ -177,36 +179,24 @@ def _store_batch(
             RefreshOutcome(product_id, content.fetched_at, row.prices_fetched_at, plan.is_change)
         )
         stamps.append(
-            {
-                "key": product_id,
-                "prices_refreshed_at": now,
-                "prices_error": None,
-                "prices_fetched_at": content.fetched_at,
-                "prices_attempted_at": max(
-                    row.prices_attempted_at or content.fetched_at, content.fetched_at
-                ),
-                "prices_hash": content.content_hash,
-                "prices_window_start": content.start,
-                "prices_window_end": content.end,
-            }
+            (
+                now,  # in _STAMPED's order, then the key
+                None,
+                content.fetched_at,
+                max(row.prices_attempted_at or content.fetched_at, content.fetched_at),
+                content.content_hash,
+                content.start,
+                content.end,
+                product_id,
+            )
         )
         if plan.is_change:
             changes.append((product_id, ChangeKind.PRICES.value, row.version, now))
     writes.apply(session)
-    if stamps:
-        session.execute(_STAMP, stamps)  # one executemany
+    update_many(session, _PRODUCTS, "product_id", _STAMPED, stamps)
     insert_many(session, cast(Table, Change.__table__), _CHANGE_COLUMNS, changes)
     record_refreshes(session, outcomes)
     return len(changes)
-
-
-# The product rows' stamps by primary key, as a Core statement: the ORM's bulk update by
-# primary key costs several times its CPU per row for the same SQL.
-_STAMP = (
-    update(_PRODUCTS)
-    .where(_PRODUCTS.c.product_id == bindparam("key"))
-    .values({name: bindparam(name) for name in _STAMPED})
-)
 
 
 # Column orders of the batched writes' row tuples (``models.bulk.insert_many``).
