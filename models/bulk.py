@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -42,19 +42,7 @@ def insert_many(
         return
     connection = session.connection()
     sql, converters = _prepared(connection.dialect, table, tuple(columns))
-    parameters: Any = rows
-    if converters:
-        by_column: list[Any] = list(zip(*rows, strict=True))
-        for index, convert in converters:
-            values = by_column[index]
-            try:
-                # Once per distinct value: a batch holds a few dozen dates and prices.
-                converted = {value: convert(value) for value in set(values)}
-            except TypeError:  # unhashable values (JSON documents)
-                by_column[index] = map(convert, values)
-            else:
-                by_column[index] = map(converted.__getitem__, values)
-        parameters = zip(*by_column, strict=True)
+    parameters = _converted(rows, converters)
     if connection.dialect.name != "sqlite":
         connection.exec_driver_sql(sql, list(parameters))
         return
@@ -64,6 +52,41 @@ def insert_many(
     for offset in range(0, len(flat), step):
         values = flat[offset : offset + step]
         connection.exec_driver_sql(_multi_row(sql, width, len(values) // width), values)
+
+
+def update_many(
+    session: Session,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Set ``columns`` of the row whose ``key`` is each row's last value, one ``executemany``
+    (values in ``columns`` order, then the key), with the conversions ``insert_many`` makes."""
+    if not rows:
+        return
+    connection = session.connection()
+    sql, converters = _prepared_update(connection.dialect, table, key, tuple(columns))
+    connection.exec_driver_sql(sql, list(_converted(rows, converters)))
+
+
+def _converted(
+    rows: Sequence[Sequence[Any]], converters: list[tuple[int, Callable[[Any], Any]]]
+) -> Iterable[Sequence[Any]]:
+    """The rows with each column's bind conversion applied, once per distinct value."""
+    if not converters:
+        return rows
+    by_column: list[Any] = list(zip(*rows, strict=True))
+    for index, convert in converters:
+        values = by_column[index]
+        try:
+            # Once per distinct value: a batch holds a few dozen dates and prices.
+            converted = {value: convert(value) for value in set(values)}
+        except TypeError:  # unhashable values (JSON documents)
+            by_column[index] = map(convert, values)
+        else:
+            by_column[index] = map(converted.__getitem__, values)
+    return zip(*by_column, strict=True)
 
 
 # Parameters per SQLite statement: what older builds allow (3.32 raised it to 32766), and past
@@ -92,9 +115,30 @@ def _prepared(
     names = ", ".join(preparer.quote(name) for name in columns)
     markers = ", ".join([marker] * len(columns))
     sql = f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({markers})"
+    return sql, _converters(dialect, table, columns)
+
+
+@functools.lru_cache(maxsize=16)
+def _prepared_update(
+    dialect: Dialect, table: Table, key: str, columns: tuple[str, ...]
+) -> tuple[str, list[tuple[int, Callable[[Any], Any]]]]:
+    """The UPDATE's text for this dialect (columns, then the key), and the conversions."""
+    marker = _MARKERS.get(dialect.paramstyle)
+    if marker is None:  # pragma: no cover - only the two tested drivers
+        raise NotImplementedError(f"no bulk update for paramstyle {dialect.paramstyle}")
+    preparer = dialect.identifier_preparer
+    sets = ", ".join(f"{preparer.quote(name)} = {marker}" for name in columns)
+    sql = f"UPDATE {preparer.format_table(table)} SET {sets} WHERE {preparer.quote(key)} = {marker}"
+    return sql, _converters(dialect, table, (*columns, key))
+
+
+def _converters(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The dialect's bind conversion of each column that has one, by position."""
     converters: list[tuple[int, Callable[[Any], Any]]] = []
     for index, name in enumerate(columns):
         convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if convert is not None:
             converters.append((index, convert))
-    return sql, converters
+    return converters

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.bulk import insert_many
+from models.bulk import insert_many, update_many
 from models.catalog import Change, DailyPrice, Product, TimedSession
 
 DAY_COLUMNS = ("product_id", "day", "price", "sale_price", "market_price", "stock", "booking_days")
@@ -99,10 +99,11 @@ def test_a_column_with_a_python_default_must_be_given(
         )
 
 
+@pytest.mark.parametrize("count", [1, 15, 16, 150, 300])
 def test_many_rows_span_several_statements_and_all_land(
-    session_factory: sessionmaker[Session],
+    session_factory: sessionmaker[Session], count: int
 ) -> None:
-    days = [date.fromordinal(date(2026, 1, 1).toordinal() + n) for n in range(300)]
+    days = [date.fromordinal(date(2026, 1, 1).toordinal() + n) for n in range(count)]
     rows = [
         (1, day, Decimal("1.50"), Decimal(n), Decimal("2"), n or None, 0)
         for n, day in enumerate(days)
@@ -112,3 +113,32 @@ def test_many_rows_span_several_statements_and_all_land(
         insert_many(session, cast(Table, DailyPrice.__table__), DAY_COLUMNS, rows)
     with session_factory() as session:
         assert _read_days(session, 1) == [row[1:] for row in rows]
+
+
+def test_update_many_sets_columns_by_key_as_the_core_update_would(
+    session_factory: sessionmaker[Session],
+) -> None:
+    at = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
+    with session_factory.begin() as session:
+        _products(session, 1, 2, 3)
+        update_many(
+            session,
+            cast(Table, Product.__table__),
+            "product_id",
+            ("prices_fetched_at", "prices_hash", "prices_window_start"),
+            [(at, "a" * 64, date(2026, 7, 1), 1), (None, None, None, 3)],
+        )
+    with session_factory() as session:
+        stored = session.execute(
+            select(
+                Product.product_id,
+                Product.prices_fetched_at,
+                Product.prices_hash,
+                Product.prices_window_start,
+            ).order_by(Product.product_id)
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        (1, at, "a" * 64, date(2026, 7, 1)),
+        (2, None, None, None),
+        (3, None, None, None),
+    ]

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.bulk import insert_many
+from models.bulk import insert_many, update_many
 from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
 from worker.clock import clock_for
@@ -120,6 +120,8 @@ def _store(session: Session, product_id: int, content: PriceContent, now: dateti
 
 _PRODUCTS = cast(Table, Product.__table__)
 _CHANGE_COLUMNS = ("product_id", "kind", "version", "created_at")
+# The product row's stamps, set by primary key with ``update_many`` (the ORM's bulk update by
+# primary key costs several times its CPU per row for the same SQL).
 _STAMPED = (
     "prices_refreshed_at",
     "prices_error",
@@ -149,15 +151,7 @@ def _store_batch(
     under the row locks of the whole batch taken in id order; product ids are distinct.
     """
     ids = sorted(product_id for product_id, _ in fetches)
-    rows = {
-        row.product_id: row
-        for row in session.execute(
-            select(*(_PRODUCTS.c[name] for name in _HELD_COLUMNS))
-            .where(_PRODUCTS.c.product_id.in_(ids))
-            .order_by(_PRODUCTS.c.product_id)
-            .with_for_update()
-        )
-    }
+    rows = {row.product_id: row for row in session.execute(_HELD, {"ids": ids})}
     held: dict[int, HeldPrices] = {
         pid: HeldPrices(
             row.prices_hash, (row.prices_window_start, row.prices_window_end), row.prices_fetched_at
@@ -169,7 +163,7 @@ def _store_batch(
     ]
     held_keys = _held_keys_many(session, wanted)
     writes = _BatchWrites()
-    stamps: list[dict[str, Any]] = []
+    stamps: list[tuple[Any, ...]] = []
     changes: list[tuple[Any, ...]] = []
     outcomes: list[RefreshOutcome] = []
     for product_id, content in fetches:
@@ -185,36 +179,24 @@ def _store_batch(
             RefreshOutcome(product_id, content.fetched_at, row.prices_fetched_at, plan.is_change)
         )
         stamps.append(
-            {
-                "key": product_id,
-                "prices_refreshed_at": now,
-                "prices_error": None,
-                "prices_fetched_at": content.fetched_at,
-                "prices_attempted_at": max(
-                    row.prices_attempted_at or content.fetched_at, content.fetched_at
-                ),
-                "prices_hash": content.content_hash,
-                "prices_window_start": content.start,
-                "prices_window_end": content.end,
-            }
+            (
+                now,  # in _STAMPED's order, then the key
+                None,
+                content.fetched_at,
+                max(row.prices_attempted_at or content.fetched_at, content.fetched_at),
+                content.content_hash,
+                content.start,
+                content.end,
+                product_id,
+            )
         )
         if plan.is_change:
             changes.append((product_id, ChangeKind.PRICES.value, row.version, now))
     writes.apply(session)
-    if stamps:
-        session.execute(_STAMP, stamps)  # one executemany
+    update_many(session, _PRODUCTS, "product_id", _STAMPED, stamps)
     insert_many(session, cast(Table, Change.__table__), _CHANGE_COLUMNS, changes)
     record_refreshes(session, outcomes)
     return len(changes)
-
-
-# The product rows' stamps by primary key, as a Core statement: the ORM's bulk update by
-# primary key costs several times its CPU per row for the same SQL.
-_STAMP = (
-    update(_PRODUCTS)
-    .where(_PRODUCTS.c.product_id == bindparam("key"))
-    .values({name: bindparam(name) for name in _STAMPED})
-)
 
 
 # Column orders of the batched writes' row tuples (``models.bulk.insert_many``).
@@ -307,9 +289,9 @@ class _BatchWrites:
         rules, days, seats = _RULE_TABLE, _DAY_TABLE, _SEAT_TABLE
         if self.replaced:
             for table in (rules, days, seats):
-                session.execute(delete(table).where(table.c.product_id.in_(self.replaced)))
+                session.execute(_DELETE[table], {"ids": self.replaced})
         if self.rules_replaced:
-            session.execute(delete(rules).where(rules.c.product_id.in_(self.rules_replaced)))
+            session.execute(_DELETE[rules], {"ids": self.rules_replaced})
         for (start, end), ids in self.moved.items():
             for moved_table in (days, seats):
                 session.execute(
@@ -329,6 +311,18 @@ class _BatchWrites:
 _RULE_TABLE = cast(Table, PriceRuleRow.__table__)
 _DAY_TABLE = cast(Table, DailyPrice.__table__)
 _SEAT_TABLE = cast(Table, TimedSession.__table__)
+# Built once, the ids bound at execution: a statement built per batch coerces every id.
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_DELETE = {
+    table: delete(table).where(table.c.product_id.in_(_IDS))
+    for table in (_RULE_TABLE, _DAY_TABLE, _SEAT_TABLE)
+}
+_HELD = (
+    select(*(_PRODUCTS.c[name] for name in _HELD_COLUMNS))
+    .where(_PRODUCTS.c.product_id.in_(_IDS))
+    .order_by(_PRODUCTS.c.product_id)
+    .with_for_update()
+)
 
 
 def _held_keys_many(session: Session, product_ids: Sequence[int]) -> dict[int, PriceKeys]:
