@@ -131,16 +131,14 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         _install_triggers(engine)
     elif count_writes:
         before = _row_versions(engine)
+    transport = StdlibTransport()  # as SupplierClient.from_settings builds it
     client = SupplierClient(
-        httpx.Client(
-            base_url=args.url,
-            timeout=30.0,
-            transport=StdlibTransport(),  # as SupplierClient.from_settings builds it
-        ),
+        httpx.Client(base_url=args.url, timeout=30.0, transport=transport),
         partner_id=PARTNER_ID,
         sign_key=SIGN_KEY,
         page_size=args.page_size,
         price_concurrency=args.concurrency,
+        direct=transport,
     )
     import sqlalchemy as sa
 

@@ -20,9 +20,9 @@ import pytest
 
 from tests.support.sync import SANDBOX_PARTNER_ID, SANDBOX_SIGN_KEY
 from worker.settings import Settings
-from worker.supplier.client import SupplierClient
+from worker.supplier.client import SupplierClient, proxied
 from worker.supplier.errors import SupplierOutcomeUnknown, SupplierUnavailable
-from worker.supplier.payloads import PriceCalendar
+from worker.supplier.payloads import PriceCalendar, VerifyOrderRequest
 from worker.supplier.transport import StdlibTransport
 
 # (request bytes, connection) -> answer bytes, or None to drop the connection unanswered.
@@ -203,15 +203,18 @@ def test_nothing_listening_is_a_connect_error() -> None:
         client.get("/x")
 
 
-def test_the_client_maps_transport_failures_as_before() -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["through-httpx-client", "direct"])
+def test_the_client_maps_transport_failures_as_before(direct: bool) -> None:
     """Reads are retried as unavailable; a write whose answer is lost is an unknown outcome."""
+    transport = StdlibTransport()
     with scripted(lambda request, n: None) as server:
         supplier = SupplierClient(
-            httpx.Client(base_url=server.url, transport=StdlibTransport(), timeout=2.0),
+            httpx.Client(base_url=server.url, transport=transport, timeout=2.0),
             partner_id=SANDBOX_PARTNER_ID,
             sign_key=SANDBOX_SIGN_KEY,
             read_retries=1,
             sleep=lambda _: None,
+            direct=transport if direct else None,
         )
         with supplier:
             with pytest.raises(SupplierUnavailable):
@@ -219,6 +222,57 @@ def test_the_client_maps_transport_failures_as_before() -> None:
             with pytest.raises(SupplierOutcomeUnknown):
                 supplier.cancel_order(7)
         assert len(server.requests) == 3  # two attempts of the read, one of the write
+    assert server.requests[0].startswith(b"GET /product/getProductByDistributor?pageIndex=1&")
+    assert b"\r\nUser-Agent: python-httpx/" in server.requests[0]
+    assert b"\r\nAuthorization: Bearer ZZY-OPENAPI:" in server.requests[0]
+
+
+def test_direct_requests_carry_what_the_httpx_client_would_send() -> None:
+    """The same request line, headers and body either way (the signature's timestamp aside)."""
+    sent: dict[bool, list[bytes]] = {}
+    for direct in (False, True):
+        transport = StdlibTransport()
+        with scripted(lambda request, n: answer(b'{"IsSuccess": true, "Data": null}')) as server:
+            supplier = SupplierClient(
+                httpx.Client(base_url=server.url + "/api", transport=transport, timeout=2.0),
+                partner_id=SANDBOX_PARTNER_ID,
+                sign_key=SANDBOX_SIGN_KEY,
+                clock=lambda: 1_700_000_000.0,
+                direct=transport if direct else None,
+            )
+            with supplier:
+                supplier.person_qr_codes("A 1/é")
+                supplier.cancel_order(7)
+                supplier.verify_order(
+                    VerifyOrderRequest(
+                        product_id=5, visit_date=datetime.date(2026, 12, 1), order_users=[]
+                    )
+                )
+            sent[direct] = [_without_port(r) for r in server.requests]
+    assert sent[True] == sent[False]
+    assert len(sent[True]) == 3 and sent[True][2].endswith(b'"OrderUsers": []}')
+    assert sent[True][0].startswith(b"GET /api/order/PersonQrCodes?originOrderId=A+1%2F%C3%A9 ")
+
+
+def _without_port(request: bytes) -> bytes:
+    return b"\r\n".join(
+        line for line in request.split(b"\r\n") if not line.lower().startswith(b"host:")
+    )
+
+
+def test_a_proxied_supplier_goes_through_the_httpx_client(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SupplierClient.from_settings(settings) as plain:
+        assert plain._direct is not None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert proxied("http://supplier.example/api")
+    with SupplierClient.from_settings(settings) as through_proxy:
+        assert through_proxy._direct is None
+    monkeypatch.setenv("NO_PROXY", "supplier.example")
+    assert not proxied("http://supplier.example/api")
 
 
 def test_from_settings_uses_it_against_the_sandbox(settings: Settings) -> None:

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlencode
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -90,6 +92,12 @@ M = TypeVar("M", bound=BaseModel)
 MAX_RETRY_AFTER_S = 30.0
 
 
+def proxied(base_url: str) -> bool:
+    """Whether the environment sends requests to ``base_url``'s host through a proxy."""
+    url, proxies = httpx.URL(base_url), getproxies()
+    return bool({url.scheme, "all"} & proxies.keys()) and not proxy_bypass(url.host)
+
+
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -113,8 +121,14 @@ class SupplierClient:
         clock: Callable[[], float] = time.time,
         transient: TransientRule | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        direct: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = http
+        # Requests go straight to this transport, with the client's base URL, headers and
+        # timeouts, skipping what httpx.Client adds around a send (redirects, cookies, auth
+        # flows, hooks) that a signed, stateless API never uses: see ``from_settings``.
+        self._direct = direct
+        self._timeouts = http.timeout.as_dict()
         self._partner_id = partner_id
         self._sign_key = sign_key
         self.page_size = page_size
@@ -140,9 +154,18 @@ class SupplierClient:
         rate_limiter: RateLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> SupplierClient:
-        """Build the client and its long-lived connection pool from settings."""
+        """Build the client and its long-lived connection pool from settings.
+
+        With ``HTTP_TRANSPORT=stdlib`` (the default) requests are sent straight to the stdlib
+        transport, unless the environment routes the supplier's host through a proxy
+        (``HTTPS_PROXY`` and the like, minus ``NO_PROXY``): then httpx's client sends them, and
+        its proxy mounts apply.
+        """
+        direct = None
         if transport is None and settings.http_transport == "stdlib":
             transport = StdlibTransport(max_idle=settings.price_concurrency * 2 + 4)
+            if not proxied(settings.zzy_base_url):
+                direct = transport
         http = httpx.Client(
             base_url=settings.zzy_base_url,
             timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
@@ -158,6 +181,7 @@ class SupplierClient:
             price_concurrency=settings.price_concurrency,
             rate_limiter=rate_limiter,
             transient=settings.transient_rule,
+            direct=direct,
         )
 
     def usage(self) -> Usage:
@@ -412,6 +436,33 @@ class SupplierClient:
             url = self._urls[path] = self._http.build_request("GET", path).url
         return url
 
+    def _request(
+        self, method: str, path: str, params: dict[str, Any] | None, content: bytes | None
+    ) -> httpx.Request:
+        if self._direct is None:
+            return self._http.build_request(method, self._url(path), params=params, content=content)
+        url = str(self._url(path))
+        if params:
+            url += "?" + urlencode(params)  # as httpx encodes them
+        return httpx.Request(
+            method,
+            url,
+            headers=self._http.headers,
+            content=content,
+            extensions={"timeout": self._timeouts},
+        )
+
+    def _send_request(self, request: httpx.Request) -> httpx.Response:
+        if self._direct is None:
+            return self._http.send(request)
+        response = self._direct.handle_request(request)
+        response.request = request
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
+
     def _send(
         self,
         method: str,
@@ -426,7 +477,7 @@ class SupplierClient:
         if body is not None:
             wire = {"PartnerId": self._partner_id, **body.to_wire()}
             content = wire_json(wire)
-        request = self._http.build_request(method, self._url(path), params=params, content=content)
+        request = self._request(method, path, params, content)
         signed_path = request.url.path
         # Wait for the rate budget first: a timestamp taken before a long wait could go stale.
         self._limiter.acquire()
@@ -439,7 +490,7 @@ class SupplierClient:
             self.requests_sent += 1
         started = time.perf_counter()
         try:
-            response = self._http.send(request)
+            response = self._send_request(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never left this machine: safe to report as plainly unavailable, even for writes.
             raise SupplierUnavailable(
