@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/mypy
 
 # Every scenario against the sandbox, each figure beside its target (bench/report.py):
-# `make bench` writes the committed bench/report.json and bench/report.md (~15 minutes);
+# `make bench` writes the committed bench/report.json and bench/report.md (~8 minutes);
 # `make bench-quick` is CI's smoke run on smaller catalogs (~3-5 minutes), written under var/.
 bench: install services
 	$(BIN)/python bench/report.py --out bench/report.json
