@@ -32,6 +32,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def sigkill(pids: list[int]) -> int:
+    """SIGKILL each of ``pids``; how many were still there to kill."""
+    killed = 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 def kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     """Signal a process started with ``start_new_session`` and everything it started."""
     with contextlib.suppress(ProcessLookupError):
@@ -116,13 +126,7 @@ class CeleryWorkers:
 
     def kill_pool(self) -> int:
         """SIGKILL every pool process (the masters fork new ones); how many were killed."""
-        killed = 0
-        for pid in self.pool_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
+        killed = sigkill(self.pool_pids())
         self.kills += killed
         return killed
 
@@ -176,13 +180,7 @@ class Web:
 
     def kill_workers(self, count: int = 2) -> int:
         """SIGKILL up to ``count`` of gunicorn's worker processes (the master forks new ones)."""
-        killed = 0
-        for pid in children(self.process.pid)[:count]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
+        killed = sigkill(children(self.process.pid)[:count])
         self.kills += killed
         return killed
 
