@@ -87,8 +87,9 @@ class Settings(ReadApiSettings):
     zzy_allow_http: bool = False
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
-    # How requests to the supplier move (worker.supplier.transport): "stdlib" (http.client,
-    # kept-alive connections, about half the CPU per request) or "httpcore" (httpx's default).
+    # How requests to the supplier move (worker.supplier.transport): "stdlib" (HTTP/1.1 over the
+    # standard library's sockets, kept-alive connections, a fraction of the CPU per request) or
+    # "httpcore" (httpx's default).
     http_transport: Literal["stdlib", "httpcore"] = "stdlib"
     supplier_burst: int = Field(default=10, ge=1)
     price_concurrency: int = Field(default=4, ge=1, le=64)

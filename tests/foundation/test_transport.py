@@ -169,6 +169,95 @@ def test_gzip_and_chunked_answers_are_decoded() -> None:
     assert server.accepted == 1
 
 
+def test_interim_answers_are_skipped_and_trailers_read() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b'4;ext=1\r\n{"a"\r\n4\r\n: 1}\r\n0\r\nX-Trailer: t\r\n\r\n'
+    with scripted(lambda request, n: interim + chunked + body) as server:
+        with http_client(server.url) as client:
+            replies = [client.get("/x").json() for _ in range(3)]
+    assert replies == [{"a": 1}] * 3
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "kept"),
+    [
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}", True),
+        (b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\nContent-Length: 2\r\n\r\n{}", False),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\n", True),
+    ],
+    ids=["http-1.0", "http-1.0-keep-alive", "close-among-tokens", "204-without-body"],
+)
+def test_whether_a_connection_is_kept_follows_the_answer(reply: bytes, kept: bool) -> None:
+    # The scripted server closes after an answer holding "X-Then-Close" (past the body here).
+    close_after = reply + (b"" if kept else b"X-Then-Close")
+
+    def script(request: bytes, number: int) -> bytes:
+        return reply if kept else close_after
+
+    with scripted(script) as server, http_client(server.url) as client:
+        statuses = [client.get("/x").status_code for _ in range(2)]
+    assert statuses[0] == statuses[1] in (200, 204)
+    assert server.accepted == (1 if kept else 2)
+
+
+def test_an_answer_without_a_length_ends_at_the_close() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b'{"long": "' + b"x" * 70000 + b'"}'
+    with scripted(lambda request, n: reply) as server, http_client(server.url) as client:
+        assert len(client.get("/x").json()["long"]) == 70000
+        assert len(client.get("/x").json()["long"]) == 70000
+    assert server.accepted == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",  # closed inside the headers
+    ],
+    ids=[
+        "two-lengths",
+        "negative-length",
+        "bad-chunk-size",
+        "not-http",
+        "bad-status",
+        "header-without-colon",
+        "too-many-headers",
+        "header-too-long",
+        "cut-headers",
+    ],
+)
+def test_a_malformed_answer_is_a_protocol_error(reply: bytes) -> None:
+    with scripted(lambda request, n: reply + b"X-Then-Close") as server:
+        with http_client(server.url) as client, pytest.raises(httpx.RemoteProtocolError):
+            client.get("/x")
+
+
+def test_a_line_break_in_a_header_is_refused_before_sending() -> None:
+    with scripted(lambda request, n: answer()) as server, http_client(server.url) as client:
+        transport = client._transport
+        assert isinstance(transport, StdlibTransport)
+        with pytest.raises(httpx.LocalProtocolError):
+            transport.exchange(
+                "GET",
+                ("http", "127.0.0.1", int(server.url.rsplit(":", 1)[1])),
+                b"/x",
+                [(b"X-Evil", b"1\r\nX-Injected: 2")],
+                b"",
+                {},
+            )
+    assert server.requests == []
+
+
 def test_a_dropped_answer_is_a_protocol_error() -> None:
     with scripted(lambda request, n: None) as server, http_client(server.url) as client:
         with pytest.raises(httpx.RemoteProtocolError):

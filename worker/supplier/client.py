@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeVar
 from urllib.parse import urlencode
 from urllib.request import getproxies, proxy_bypass
 
@@ -102,6 +102,15 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class _Template(NamedTuple):
+    """One endpoint's request as httpx builds it, kept to send the next ones without httpx."""
+
+    origin: tuple[str, str, int]  # scheme, host, port
+    path: bytes
+    headers: list[tuple[bytes, bytes]]
+    length_at: int  # where Content-Length sits in ``headers``; -1 without a body
+
+
 class SupplierClient:
     """The supplier's open API, typed; implements ``Supplier``. Thread-safe: share one per process."""
 
@@ -121,7 +130,7 @@ class SupplierClient:
         clock: Callable[[], float] = time.time,
         transient: TransientRule | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        direct: httpx.BaseTransport | None = None,
+        direct: StdlibTransport | None = None,
     ) -> None:
         self._http = http
         # Requests go straight to this transport, with the client's base URL, headers and
@@ -143,6 +152,7 @@ class SupplierClient:
         self._sleep = sleep
         self._count_lock = threading.Lock()
         self._urls: dict[str, httpx.URL] = {}
+        self._templates: dict[tuple[str, str, bool], _Template] = {}
         self.requests_sent = 0
         self.retries_sent = 0
 
@@ -436,27 +446,52 @@ class SupplierClient:
             url = self._urls[path] = self._http.build_request("GET", path).url
         return url
 
-    def _request(
-        self, method: str, path: str, params: dict[str, Any] | None, content: bytes | None
-    ) -> httpx.Request:
-        if self._direct is None:
-            return self._http.build_request(method, self._url(path), params=params, content=content)
-        url = str(self._url(path))
-        if params:
-            url += "?" + urlencode(params)  # as httpx encodes them
-        return httpx.Request(
-            method,
-            url,
-            headers=self._http.headers,
-            content=content,
-            extensions={"timeout": self._timeouts},
-        )
+    def _template(self, method: str, path: str, has_body: bool) -> _Template:
+        """What httpx would send for this endpoint but the query, signature and body: origin,
+        path and header lines in httpx's order (its Content-Length, if any, at ``length_at``)."""
+        key = (method, path, has_body)
+        template = self._templates.get(key)
+        if template is None:
+            request = self._http.build_request(method, self._url(path), content=b"-" * has_body)
+            raw = list(request.headers.raw)
+            names = [name.lower() for name, _ in raw]
+            length_at = names.index(b"content-length") if has_body else -1
+            url = request.url
+            origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+            template = self._templates[key] = _Template(origin, url.raw_path, raw, length_at)
+        return template
 
-    def _send_request(self, request: httpx.Request) -> httpx.Response:
+    def _send_request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        content: bytes | None,
+        auth: dict[str, str],
+    ) -> httpx.Response:
+        """Send one signed request, through httpx's client or straight to the transport (the
+        same bytes either way; see ``__init__``)."""
         if self._direct is None:
+            request = self._http.build_request(
+                method, self._url(path), params=params, content=content
+            )
+            request.headers.update(auth)
+            if content is not None:
+                request.headers["Content-Type"] = "application/json"
             return self._http.send(request)
-        response = self._direct.handle_request(request)
-        response.request = request
+        template = self._template(method, path, content is not None)
+        target = template.path
+        if params:
+            target += b"?" + urlencode(params).encode("ascii")  # as httpx encodes them
+        headers = template.headers.copy()
+        if content is not None:
+            headers[template.length_at] = (b"Content-Length", b"%d" % len(content))
+        headers += [(name.encode(), value.encode()) for name, value in auth.items()]
+        if content is not None:
+            headers.append((b"Content-Type", b"application/json"))
+        response = self._direct.exchange(
+            method, template.origin, target, headers, content or b"", self._timeouts
+        )
         try:
             response.read()
         finally:
@@ -477,20 +512,17 @@ class SupplierClient:
         if body is not None:
             wire = {"PartnerId": self._partner_id, **body.to_wire()}
             content = wire_json(wire)
-        request = self._request(method, path, params, content)
-        signed_path = request.url.path
+        signed_path = self._url(path).path
         # Wait for the rate budget first: a timestamp taken before a long wait could go stale.
         self._limiter.acquire()
-        request.headers.update(
-            auth_headers(self._partner_id, self._sign_key, signed_path, int(self._clock() * 1000))
+        auth = auth_headers(
+            self._partner_id, self._sign_key, signed_path, int(self._clock() * 1000)
         )
-        if content is not None:
-            request.headers["Content-Type"] = "application/json"
         with self._count_lock:
             self.requests_sent += 1
         started = time.perf_counter()
         try:
-            response = self._send_request(request)
+            response = self._send_request(method, path, params, content, auth)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never left this machine: safe to report as plainly unavailable, even for writes.
             raise SupplierUnavailable(
