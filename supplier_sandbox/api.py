@@ -26,22 +26,12 @@ from supplier_sandbox.quirks import (
     product_page,
 )
 from supplier_sandbox.replies import PRODUCTS_SLOT, current_state, supplier_reply
-from worker.supplier.signing import RejectCode, verify_request
+from supplier_sandbox.signing import refusal
 
 PRODUCTS_PATH = "/product/getProductByDistributor"
 PRICES_PATH = "/product/getProductPriceByDistributor"
 ADMIN_PREFIX = "/_admin"
 
-_AUTH_REASONS: dict[RejectCode | None, str] = {
-    RejectCode.MISSING_HEADERS: "缺少鉴权请求头",
-    RejectCode.WRONG_PARTNER: "分销商ID无效",
-    RejectCode.BAD_TIMESTAMP: "时间戳格式错误",
-    RejectCode.STALE_TIMESTAMP: "时间戳已过期或超前，请校准服务器时间",
-    RejectCode.NOT_BEARER: "Authorization格式错误",
-    RejectCode.WRONG_TOKEN: "Token格式错误",
-    RejectCode.NOT_BASE64: "签名格式错误",
-    RejectCode.BAD_SIGNATURE: "签名错误",
-}
 _NOT_JSON_BODY = (
     "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
     "<body><h1>502 Bad Gateway</h1><p>网关错误，请稍后重试。</p><hr><p>nginx</p></body></html>"
@@ -64,7 +54,7 @@ def gate() -> Response | None:
         answer = _fault_answer(fault)
         if answer is not None:
             return answer
-    verdict = verify_request(
+    refused = refusal(
         dict(request.headers.items()),
         partner_id=state.partner_id,
         sign_key=state.config.sign_key,
@@ -72,9 +62,9 @@ def gate() -> Response | None:
         now_ms=int(time.time() * 1000),
         tolerance_ms=state.config.tolerance_ms,
     )
-    if not verdict:
-        reason = _AUTH_REASONS.get(verdict.code, "鉴权失败")
-        message = f"鉴权失败：{reason}（{verdict.reason}）"
+    if refused is not None:
+        reason, tag = refused
+        message = f"鉴权失败：{reason}（{tag}）"
         return supplier_reply(None, code=401, ok=False, message=message, status=401)
     g.empty_page = False
     for serve_fault in state.traffic.serve_faults(request.path, request.args):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from worker.supplier.signing import auth_headers
+from supplier_sandbox.signing import signed_headers
 
 _REPLY_KEEP = 500  # characters of a reply kept in the delivery log
 
@@ -179,7 +179,7 @@ class Notifier:
     ) -> tuple[int | None, str | None, str | None]:
         assert delivery.url is not None
         payload = notification_payload(self._partner_id, delivery.service, delivery.body)
-        headers = auth_headers(
+        headers = signed_headers(
             self._partner_id,
             self._sign_key,
             urlsplit(delivery.url).path or "/",
