@@ -3,6 +3,8 @@ same rows stores, and never replaces a row fetched later than its own."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,7 @@ from models.catalog import Product as ProductRow
 from models.dialect import insert_for_dialect
 from tests.sync.test_canonical_products import PRODUCT
 from worker.supplier.payloads import Product
-from worker.sync.product_rows import product_row
+from worker.sync.product_rows import content_hash, product_row
 from worker.sync.upsert import upsert_products
 
 NOW = datetime(2026, 7, 1, 8, 30, 15, 123456, tzinfo=UTC)
@@ -118,3 +120,24 @@ def test_a_page_larger_than_one_statement_is_split(
 def _stored(sessions: sessionmaker[Session]) -> list[ProductRow]:
     with sessions() as session:
         return list(session.scalars(select(ProductRow)))
+
+
+def test_a_row_holds_its_dates_as_text_and_the_hash_reads_the_fields_as_json() -> None:
+    entry = {
+        **PRODUCT,
+        "BeginEffectiveTime": "2026-07-04T10:00:00Z",
+        "EndEffectiveTime": "not a date",
+        "BookingTime": "16:30:45",
+    }
+    product = Product.model_validate(entry)
+    row = product_row(product, entry, NOW)
+    assert (row["begin_effective_time"], row["end_effective_time"], row["booking_time"]) == (
+        "2026-07-04T10:00:00+00:00",
+        "not a date",
+        "16:30",
+    )
+    assert row["content_hash"] == content_hash(product)
+    # The hash every held row was stored with: changing it would read every row as changed.
+    fields = product.model_dump(mode="json", exclude={"version", "product_status"})
+    expected = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    assert content_hash(product) == expected

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # Payload fields whose column holds text rather than the parsed value.
 _TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
-_HASH_EXCLUDES: set[str] = {"product_status", "version"}  # never changed: no copy per hash
+_HASH_EXCLUDES = ("product_status", "version")
 # Bump when reading a product entry changes (a field added or parsed differently), with a
 # migration that clears ``products.raw_hash``: no held fingerprint then matches, so the next
 # pass reads each entry in full once, stores what the new reading makes of it, and stamps
@@ -69,7 +69,19 @@ UNCHANGED = ItemOutcome.UNCHANGED
 
 def content_hash(product: Product) -> str:
     """A hash of every contract field but Version and ProductStatus (each compared on its own)."""
-    data = product.model_dump(mode="json", exclude=_HASH_EXCLUDES)
+    return _digest(_values(product))
+
+
+def _values(product: Product) -> dict[str, Any]:
+    """Every field as a JSON value: what ``content_hash`` reads, and the row but for its dates
+    (one dump serves both)."""
+    return product.model_dump(mode="json")
+
+
+def _digest(values: Mapping[str, Any]) -> str:
+    data = dict(values)
+    for name in _HASH_EXCLUDES:
+        del data[name]
     return hashlib.sha256(_HASH_JSON.encode(data).encode()).hexdigest()
 
 
@@ -91,12 +103,14 @@ def product_row(
     *,
     digest: str | None = None,
     fingerprint: str | None = None,
+    values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full products row for an upsert (every column but first_seen_at's default);
-    ``digest`` and ``fingerprint`` when already computed (``content_hash``, ``entry_fingerprint``)."""
-    row: dict[str, Any] = product.model_dump()
+    ``digest``, ``fingerprint`` and ``values`` when already computed (``content_hash``,
+    ``entry_fingerprint``, ``_values``: the row takes that dictionary over)."""
+    row = values if values is not None else _values(product)
     for name in _TEXT_COLUMNS:
-        value = row[name]
+        value = getattr(product, name)
         if isinstance(value, str):
             continue  # an informational date that did not parse, kept as sent
         if value is not None:
@@ -315,7 +329,8 @@ def _store(
 ) -> dict[int, str]:
     """Write what moved among ``fetched`` (``unchanged`` are valid and held as they are)."""
     local = held.local
-    digests = {pid: content_hash(item.product) for pid, item in fetched.items()}
+    values = {pid: _values(item.product) for pid, item in fetched.items()}
+    digests = {pid: _digest(values[pid]) for pid in fetched}
     plan = plan_products(
         (
             RemoteProduct(pid, item.product.version, digests[pid], item.product.product_status)
@@ -331,6 +346,7 @@ def _store(
             fetched_at,
             digest=digests[pid],
             fingerprint=fetched[pid].fingerprint,
+            values=values[pid],
         )
         for pid in plan.writes
     ]
