@@ -24,8 +24,8 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic_core import CoreSchema, PydanticUndefined, SchemaValidator
 from pydantic_core import core_schema as cs
 
-from models.limits import INT32_MAX, MONEY_LIMIT, MONEY_SCALE
-from worker.supplier.fields import Money, OptDate, ReqDate
+from models.limits import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, MONEY_LIMIT, MONEY_SCALE
+from worker.supplier.fields import InfoDateTime, InfoTime, Money, OptDate, ReqDate
 
 KeyStyle = Literal["pascal", "camel"]
 
@@ -58,11 +58,35 @@ MONEY = _or_lenient(
 # A stock or count: non-negative (a negative one is read as 0 and logged by the lenient model).
 COUNT = cs.int_schema(ge=0, le=INT32_MAX, strict=True)
 PRICE_TYPE = cs.chain_schema([cs.int_schema(strict=True), cs.literal_schema([1, 2, 3])])
+INT32 = cs.int_schema(ge=INT32_MIN, le=INT32_MAX, strict=True)
+INT64 = cs.int_schema(ge=INT64_MIN, le=INT64_MAX, strict=True)
+# ``yyyy-MM-dd HH:mm:ss`` (or with ``T``) as the lenient date-time reads it; any other form,
+# or one that does not parse, through the lenient field (which keeps the text).
+_PLAIN_DATETIME = cs.chain_schema(
+    [
+        cs.str_schema(
+            pattern=r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+            strict=True,
+        ),
+        cs.datetime_schema(),
+    ]
+)
+INFO_DATETIME = _or_lenient(cs.nullable_schema(_PLAIN_DATETIME), InfoDateTime)
+# ``HH:mm`` as the lenient time of day reads it.
+_PLAIN_TIME = cs.chain_schema(
+    [cs.str_schema(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", strict=True), cs.time_schema()]
+)
+INFO_TIME = _or_lenient(cs.nullable_schema(_PLAIN_TIME), InfoTime)
 
 
-def text(max_length: int) -> CoreSchema:
+def text(max_length: int | None = None) -> CoreSchema:
     """A string as sent, at most ``max_length`` characters."""
     return cs.str_schema(max_length=max_length, strict=True)
+
+
+def optional(schema: CoreSchema) -> CoreSchema:
+    """``schema`` or None (a missing optional key is its field's default)."""
+    return cs.nullable_schema(schema)
 
 
 def key(alias: str, style: KeyStyle) -> str:

@@ -16,15 +16,15 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple, TypeGuard, cast
 
-from sqlalchemy import Select, Update, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Select, Table, Update, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
+from models.bulk import insert_many
 from models.catalog import Change, ChangeKind, QuarantinedProduct
 from models.catalog import Product as ProductRow
 from models.limits import INT64_MAX, INT64_MIN
@@ -43,12 +43,17 @@ log = logging.getLogger(__name__)
 
 # Payload fields whose column holds text rather than the parsed value.
 _TEXT_COLUMNS = ("begin_effective_time", "end_effective_time", "booking_time")
-_HASH_EXCLUDES = frozenset({"product_status", "version"})
+_HASH_EXCLUDES = ("product_status", "version")
 # Bump when reading a product entry changes (a field added or parsed differently), with a
 # migration that clears ``products.raw_hash``: no held fingerprint then matches, so the next
 # pass reads each entry in full once, stores what the new reading makes of it, and stamps
 # the rows it finds unchanged again.
 _ENTRY_READING = b"product-entry/1\n"
+# One encoder for every hash: ``json.dumps`` with any option builds a new one per call.
+_HASH_JSON = json.JSONEncoder(sort_keys=True)
+_CHANGES = cast(Table, Change.__table__)
+_CHANGE_COLUMNS = ("product_id", "kind", "version", "created_at")
+_QUARANTINED = cast(Table, QuarantinedProduct.__table__)
 
 
 class ItemOutcome(StrEnum):
@@ -64,8 +69,20 @@ UNCHANGED = ItemOutcome.UNCHANGED
 
 def content_hash(product: Product) -> str:
     """A hash of every contract field but Version and ProductStatus (each compared on its own)."""
-    data = product.model_dump(mode="json", exclude=set(_HASH_EXCLUDES))
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return _digest(_values(product))
+
+
+def _values(product: Product) -> dict[str, Any]:
+    """Every field as a JSON value: what ``content_hash`` reads, and the row but for its dates
+    (one dump serves both)."""
+    return product.model_dump(mode="json")
+
+
+def _digest(values: Mapping[str, Any]) -> str:
+    data = dict(values)
+    for name in _HASH_EXCLUDES:
+        del data[name]
+    return hashlib.sha256(_HASH_JSON.encode(data).encode()).hexdigest()
 
 
 def entry_fingerprint(raw: Any) -> str:
@@ -86,12 +103,14 @@ def product_row(
     *,
     digest: str | None = None,
     fingerprint: str | None = None,
+    values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full products row for an upsert (every column but first_seen_at's default);
-    ``digest`` and ``fingerprint`` when already computed (``content_hash``, ``entry_fingerprint``)."""
-    row: dict[str, Any] = product.model_dump()
+    ``digest``, ``fingerprint`` and ``values`` when already computed (``content_hash``,
+    ``entry_fingerprint``, ``_values``: the row takes that dictionary over)."""
+    row = values if values is not None else _values(product)
     for name in _TEXT_COLUMNS:
-        value = row[name]
+        value = getattr(product, name)
         if isinstance(value, str):
             continue  # an informational date that did not parse, kept as sent
         if value is not None:
@@ -153,8 +172,7 @@ def raw_of(product: Product) -> dict[str, Any]:
     return product.model_dump(mode="json", by_alias=True)
 
 
-@dataclass(frozen=True)
-class _Fetched:
+class _Fetched(NamedTuple):
     """A validated product, the entry it came from and that entry's fingerprint."""
 
     product: Product
@@ -311,7 +329,8 @@ def _store(
 ) -> dict[int, str]:
     """Write what moved among ``fetched`` (``unchanged`` are valid and held as they are)."""
     local = held.local
-    digests = {pid: content_hash(item.product) for pid, item in fetched.items()}
+    values = {pid: _values(item.product) for pid, item in fetched.items()}
+    digests = {pid: _digest(values[pid]) for pid in fetched}
     plan = plan_products(
         (
             RemoteProduct(pid, item.product.version, digests[pid], item.product.product_status)
@@ -327,6 +346,7 @@ def _store(
             fetched_at,
             digest=digests[pid],
             fingerprint=fetched[pid].fingerprint,
+            values=values[pid],
         )
         for pid in plan.writes
     ]
@@ -342,27 +362,24 @@ def _store(
             if regressed is not None:
                 regressed.add(pid)
     outcomes: dict[int, str] = {}
-    changes: list[dict[str, Any]] = []
+    changes: list[tuple[int, str, int, datetime]] = []
     for pid, kind in plan.writes.items():
         if pid in written:
-            version = fetched[pid].product.version
-            changes.append(
-                {"product_id": pid, "kind": kind.value, "version": version, "created_at": now}
-            )
+            changes.append((pid, kind.value, fetched[pid].product.version, now))
             outcomes[pid] = kind.value
         else:
             outcomes[pid] = ItemOutcome.STALE
-    if changes:  # one executemany, in order, without the unit of work
-        session.execute(insert(Change), changes)
+    # One executemany, in order, without the unit of work or a parameter dictionary per row.
+    insert_many(session, _CHANGES, _CHANGE_COLUMNS, changes)
     outcomes.update({pid: UNCHANGED for pid in plan.unchanged})
     outcomes.update({pid: UNCHANGED for pid in unchanged})
     # A valid entry ends its quarantine; only ids with a row in quarantine (or no product row,
     # so none read) cost a statement.
     valid = {*fetched, *unchanged}
     cleared = [pid for pid in valid if pid not in local or pid in held.quarantined]
-    if cleared:
-        session.execute(
-            delete(QuarantinedProduct).where(QuarantinedProduct.product_id.in_(cleared))
+    if cleared:  # Core: no quarantined row is loaded in this session for the ORM to update
+        session.connection().execute(
+            delete(_QUARANTINED).where(_QUARANTINED.c.product_id.in_(cleared))
         )
     for item in invalid:
         if _is_storable_id(item.product_id) and item.product_id not in valid:

@@ -1,19 +1,32 @@
-"""The upsert of product rows: a row never replaces one fetched later than its own."""
+"""The upsert of product rows: a row never replaces one fetched later than its own.
+
+The rows go to the driver as tuples in multi-row ``INSERT ... ON CONFLICT`` statements, each
+column's bind conversion (the dialect's own: UTC dates as text on SQLite, the payload as JSON)
+made once per distinct value. Given parameter dictionaries, SQLAlchemy built and converted a
+parameter set per row in Python, the largest share of a new product's CPU in a pass; a page's
+rows share their four dates, which now convert once. The statement is the one SQLAlchemy
+rendered for these rows (``tests/sync/test_upsert.py`` compares them).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import Insert, or_
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from models.catalog import Product
-from models.dialect import insert_for_dialect
 
 # Never rewritten by an upsert: the first sighting stays the first.
 _KEEP_ON_CONFLICT = frozenset({"product_id", "first_seen_at"})
+_PRODUCTS = cast(Table, Product.__table__)
+# The parameter marker of each DB-API paramstyle SQLite and psycopg use.
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int]:
@@ -22,29 +35,87 @@ def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int
     Every row carries ``fetched_at`` (when its fetch started, on the database's clock): the
     held row is replaced only when it was fetched no later. Returns the ids actually written,
     so the caller records change rows only for those (a newer fetch or notice stored meanwhile
-    wins the race, whatever the Versions say).
+    wins the race, whatever the Versions say). Every row has the first row's keys.
     """
     if not rows:
         return set()
-    columns = tuple(name for name in rows[0] if name not in _KEEP_ON_CONFLICT)
-    statement = _upsert_statement(session.get_bind().dialect.name, columns)
-    written = session.scalars(statement, list(rows))
-    return set(written)
-
-
-@functools.cache
-def _upsert_statement(dialect: str, columns: tuple[str, ...]) -> Insert:
-    """Built once per dialect and set of columns (building it cost more than a one-row page).
-
-    The Core table and the rows as parameters, not ``.values(rows)``: the statement compiles
-    once (cached) and SQLAlchemy batches the rows into multi-row INSERTs ("insertmanyvalues"),
-    where a page compiled with a bind parameter per cell cost most of the product pass's CPU.
-    """
-    table = Product.__table__
-    insert = insert_for_dialect(dialect, table)
-    statement: Insert = insert.on_conflict_do_update(
-        index_elements=[table.c.product_id],
-        set_={name: insert.excluded[name] for name in columns},
-        where=or_(table.c.fetched_at.is_(None), table.c.fetched_at <= insert.excluded.fetched_at),
+    connection = session.connection()
+    dialect = connection.dialect
+    columns = tuple(rows[0])
+    converters = _converters(dialect, columns)
+    values = _converted([itemgetter(*columns)(row) for row in rows], converters)
+    width = len(columns)
+    per_statement = max(
+        1, min(dialect.insertmanyvalues_page_size, dialect.insertmanyvalues_max_parameters // width)
     )
-    return statement.returning(table.c.product_id)
+    written: set[int] = set()
+    for start in range(0, len(values), per_statement):
+        batch = values[start : start + per_statement]
+        sql = _upsert_sql(dialect, columns, len(batch))
+        flat = tuple(itertools.chain.from_iterable(batch))
+        written.update(connection.exec_driver_sql(sql, flat).scalars())
+    return written
+
+
+def _converted(
+    rows: list[tuple[Any, ...]], converters: list[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple[Any, ...]]:
+    """The rows with each column's bind conversion applied, once per distinct value."""
+    if not converters:
+        return rows
+    by_column: list[Iterable[Any]] = list(zip(*rows, strict=True))
+    for index, convert in converters:
+        column = cast(tuple[Any, ...], by_column[index])
+        try:
+            once = {value: convert(value) for value in set(column)}
+        except TypeError:  # unhashable values (the payload)
+            by_column[index] = map(convert, column)
+        else:
+            by_column[index] = map(once.__getitem__, column)
+    return list(zip(*by_column, strict=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _converters(
+    dialect: Dialect, columns: tuple[str, ...]
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The dialect's bind conversion of each column that has one, by position.
+
+    A column left out would get its Python-side default from SQLAlchemy, which these
+    statements do not apply: every such column must be given.
+    """
+    missing = [c.name for c in _PRODUCTS.columns if c.default is not None and c.name not in columns]
+    if missing:
+        raise ValueError(f"products: columns with a Python-side default must be given: {missing}")
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(columns):
+        convert = _PRODUCTS.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            converters.append((index, convert))
+    return converters
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(dialect: Dialect, columns: tuple[str, ...], count: int) -> str:
+    """``INSERT ... VALUES`` of ``count`` rows, each replacing only a row fetched no later,
+    returning the ids written: the statement SQLAlchemy renders for them, without PostgreSQL's
+    casts (in a multi-row ``INSERT`` each value is typed by its column all the same)."""
+    marker = _MARKERS.get(dialect.paramstyle)
+    if marker is None or dialect.name not in ("postgresql", "sqlite"):  # pragma: no cover
+        raise NotImplementedError(f"no product upsert for {dialect.name} ({dialect.paramstyle})")
+    quote = dialect.identifier_preparer.quote
+    table = dialect.identifier_preparer.format_table(_PRODUCTS)
+    names = [quote(name) for name in columns]
+    row = "(" + ", ".join([marker] * len(columns)) + ")"
+    updated = ", ".join(
+        f"{quoted} = excluded.{quoted}"
+        for name, quoted in zip(columns, names, strict=True)
+        if name not in _KEEP_ON_CONFLICT
+    )
+    fetched_at = quote("fetched_at")
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * count)} "
+        f"ON CONFLICT ({quote('product_id')}) DO UPDATE SET {updated} "
+        f"WHERE {table}.{fetched_at} IS NULL OR {table}.{fetched_at} <= excluded.{fetched_at} "
+        f"RETURNING {quote('product_id')}"
+    )
