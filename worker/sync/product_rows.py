@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import logging
+import marshal
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -88,11 +89,18 @@ def _digest(values: Mapping[str, Any]) -> str:
 def entry_fingerprint(raw: Any) -> str:
     """A fingerprint of a product entry exactly as received: keys, their order, values, types.
 
-    ``repr`` tells a Decimal from its text, 1 from True and from "1", and escapes what UTF-8
-    cannot hold; it costs less than JSON. Two equal fingerprints are the same entry; a
-    fingerprint that differs for the same entry (another Python) only costs a full read.
+    ``marshal`` (format 0: no back-references, no interning marks, so equal entries write equal
+    bytes) tells 1 from True, from 1.0 and from "1", in C and at about a third of what ``repr``
+    costs; an entry holding what it cannot write (a Decimal, from a number with a fraction) is
+    fingerprinted by its ``repr``, which tells a Decimal from its text. Two equal fingerprints
+    are the same entry; a fingerprint that differs for the same entry (another Python, or the
+    reading before this one) only costs a full read.
     """
-    return hashlib.sha256(_ENTRY_READING + repr(raw).encode()).hexdigest()
+    try:
+        written = _ENTRY_READING + b"marshal\n" + marshal.dumps(raw, 0)
+    except ValueError:
+        written = _ENTRY_READING + b"repr\n" + repr(raw).encode()
+    return hashlib.sha256(written).hexdigest()
 
 
 def product_row(
