@@ -24,6 +24,7 @@ from tests.support.sync import (
 )
 from worker.clock import clock_for
 from worker.supplier.client import PRICES_PATH, PRODUCTS_PATH, SupplierClient
+from worker.supplier.errors import SupplierBadPayload
 from worker.supplier.payloads import Product
 from worker.sync.prices import refresh_prices
 from worker.sync.product_rows import apply_products, product_row
@@ -454,3 +455,43 @@ def test_page_fetched_after_a_shelf_notice_it_contradicts_is_applied(
     assert (result.changed, result.price_due) == (1, [])
     assert changes_after(session_factory, before) == [(pid, "status"), (pid, "status")]
     assert stored(session_factory, pid).product_status == 1
+
+
+class _ConfirmingSupplier:
+    """The sandbox's client, but confirming two products missing from the pages its own way:
+    one answers with a payload that does not validate, the other is there after all."""
+
+    def __init__(self, client: SupplierClient, broken: int, present: Product) -> None:
+        self._client, self._broken, self._present = client, broken, present
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_product(self, product_id: int) -> Product | None:
+        if product_id == self._broken:
+            raise SupplierBadPayload(f"product {product_id} is invalid: Version")
+        if product_id == self._present.product_id:
+            return self._present
+        return self._client.get_product(product_id)
+
+
+def test_confirming_missing_products_counts_each_outcome_once(
+    session_factory: sessionmaker[Session], supplier: SupplierClient, sandbox: Any
+) -> None:
+    """A product quarantined while confirming is still counted after another is confirmed."""
+    full_sync(session_factory, supplier, sandbox)
+    broken, present = sandbox.state.catalog.authorized_ids()[1:3]
+    kept = supplier.get_product(present)
+    assert kept is not None
+    for product_id in (broken, present):
+        sandbox.state.catalog.deauthorize(product_id)
+
+    result = sync_products(session_factory, _ConfirmingSupplier(supplier, broken, kept))  # type: ignore[arg-type]
+
+    assert (result.outcome, result.quarantined, result.deauthorized) == ("ok", 1, 0)
+    assert stored(session_factory, present).is_authorized is True
+    with session_factory() as session:
+        held = session.scalar(
+            select(QuarantinedProduct).where(QuarantinedProduct.product_id == broken)
+        )
+    assert held is not None and "Version" in held.error

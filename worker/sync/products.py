@@ -319,7 +319,8 @@ def _confirm_missing(
         except SupplierBadPayload as exc:
             with sessions.begin() as session:
                 quarantine(session, product_id, {"ProductId": product_id}, exc.message, utcnow())
-            result.quarantined += 1
+            # Tallied like a page's outcome: a later tally recounts from these, not the field.
+            _tally(result, {product_id: ItemOutcome.QUARANTINED}, first)
             continue
         except SupplierError as exc:
             result.errors += 1
