@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, PydanticUndefined, SchemaValidator
 from pydantic_core import core_schema as cs
 
@@ -28,6 +28,7 @@ from models.limits import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, MONEY_LIMI
 from worker.supplier.fields import InfoDateTime, InfoTime, Money, OptDate, ReqDate
 
 KeyStyle = Literal["pascal", "camel"]
+STYLES: tuple[KeyStyle, ...] = ("pascal", "camel")
 
 
 def _or_lenient(native: CoreSchema, lenient: Any) -> CoreSchema:
@@ -129,3 +130,14 @@ def validator(schema: CoreSchema, models: tuple[type[BaseModel], ...]) -> Schema
     finally:
         for model_cls in models:
             type.__setattr__(model_cls, "__pydantic_complete__", True)
+
+
+def plain(validators: Mapping[KeyStyle, SchemaValidator], style: KeyStyle | None, data: Any) -> Any:
+    """What the validator of ``data``'s key style makes of it, or None when ``data`` is not in
+    a plain form it accepts (the lenient model then decides)."""
+    if style is None:
+        return None
+    try:
+        return validators[style].validate_python(data)
+    except ValidationError:
+        return None

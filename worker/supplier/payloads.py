@@ -32,7 +32,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
-    ValidationError,
     model_validator,
 )
 from pydantic_core import SchemaValidator
@@ -123,15 +122,8 @@ class Product(SupplierModel):
         """An entry in the plain form goes through ``worker.supplier.canonical`` (same result, a
         fraction of the CPU: validation was most of a new product's cost in a pass); anything
         else, or anything it refuses, through the fields above."""
-        style = _product_style(data)
-        if style is not None:
-            try:
-                product: Product = _CANONICAL_PRODUCTS[style].validate_python(data)
-            except ValidationError:
-                pass
-            else:
-                return product
-        return handler(data)
+        product: Product | None = canonical.plain(_CANONICAL_PRODUCTS, _product_style(data), data)
+        return handler(data) if product is None else product
 
     @property
     def is_on_shelf(self) -> bool:
@@ -194,7 +186,7 @@ def _canonical_product(style: canonical.KeyStyle) -> SchemaValidator:
     return canonical.validator(product, (Product,))
 
 
-_CANONICAL_PRODUCTS = {style: _canonical_product(style) for style in ("pascal", "camel")}
+_CANONICAL_PRODUCTS = {style: _canonical_product(style) for style in canonical.STYLES}
 
 
 class InvalidProduct(BaseModel):
@@ -319,15 +311,10 @@ class PriceCalendar(SupplierModel):
     ) -> PriceCalendar:
         """A calendar in the plain form goes through ``worker.supplier.canonical`` (same result,
         a fraction of the CPU); anything else, or anything it refuses, through the fields above."""
-        style = _calendar_style(data)
-        if style is not None:
-            try:
-                calendar: PriceCalendar = _CANONICAL_CALENDARS[style].validate_python(data)
-            except ValidationError:
-                pass
-            else:
-                return _distinct_seats(calendar)
-        return handler(data)
+        calendar: PriceCalendar | None = canonical.plain(
+            _CANONICAL_CALENDARS, _calendar_style(data), data
+        )
+        return handler(data) if calendar is None else _distinct_seats(calendar)
 
 
 def _distinct_seats(calendar: PriceCalendar) -> PriceCalendar:
@@ -389,7 +376,7 @@ def _canonical_calendar(style: canonical.KeyStyle) -> SchemaValidator:
     return canonical.validator(calendar, (PriceCalendar, PriceRule, Seat))
 
 
-_CANONICAL_CALENDARS = {style: _canonical_calendar(style) for style in ("pascal", "camel")}
+_CANONICAL_CALENDARS = {style: _canonical_calendar(style) for style in canonical.STYLES}
 
 
 # --- 1.1.3 - 1.1.8 orders --------------------------------------------------------------------
