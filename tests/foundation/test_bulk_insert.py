@@ -8,9 +8,11 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.bulk import insert_many, update_many
+from models import bulk
+from models.bulk import _Converter, insert_many, update_many
 from models.catalog import Change, DailyPrice, Product, TimedSession
 
 DAY_COLUMNS = ("product_id", "day", "price", "sale_price", "market_price", "stock", "booking_days")
@@ -142,3 +144,76 @@ def test_update_many_sets_columns_by_key_as_the_core_update_would(
         (2, None, None, None),
         (3, None, None, None),
     ]
+
+
+def test_json_values_equal_in_python_go_as_the_core_insert_sends_them(
+    session_factory: sessionmaker[Session],
+) -> None:
+    at = datetime(2026, 7, 1, tzinfo=UTC)
+    columns = ("product_id", "kind", "version", "created_at", "detail")
+    with session_factory.begin() as session:
+        insert_many(
+            session,
+            cast(Table, Change.__table__),
+            columns,
+            [(1, "a", 1, at, {"n": 1}), (2, "b", 1, at, True), (3, "c", 1, at, 1)],
+        )
+    with session_factory() as session:
+        stored = session.execute(select(Change.detail).order_by(Change.product_id)).scalars()
+        details = list(stored)
+    assert details == [{"n": 1}, True, 1]
+    assert [type(detail) for detail in details] == [dict, bool, int]
+
+
+def test_rows_of_another_width_are_refused(session_factory: sessionmaker[Session]) -> None:
+    rows = [(1, date(2026, 7, 1), Decimal("1"), Decimal("1"), Decimal("1"), 1)]
+    # Flattened for SQLite's multi-row statements, checked there; psycopg refuses them itself.
+    with session_factory.begin() as session, pytest.raises((ValueError, DBAPIError)):
+        _products(session, 1)
+        insert_many(session, cast(Table, DailyPrice.__table__), DAY_COLUMNS, rows)
+
+
+def test_a_converter_converts_each_value_once_across_calls() -> None:
+    seen: list[Any] = []
+
+    def convert(value: Any) -> Any:
+        seen.append(value)
+        return str(value)
+
+    converter = _Converter(convert, memoize=True)
+    assert converter.column([Decimal("1.50"), Decimal("2"), Decimal("1.50")]) == [
+        "1.50",
+        "2",
+        "1.50",
+    ]
+    assert converter.column([Decimal("2"), Decimal("3")]) == ["2", "3"]
+    assert converter.column([Decimal("3"), Decimal("1.50")]) == ["3", "1.50"]
+    assert sorted(seen) == [Decimal("1.50"), Decimal("2"), Decimal("3")]
+
+
+def test_a_full_memo_is_replaced_and_values_still_convert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulk, "_MEMO_LIMIT", 4)
+    converter = _Converter(lambda value: value * 10, memoize=True)
+    first = converter.memo
+    assert converter.column([1, 2, 3]) == [10, 20, 30]
+    assert converter.column([3, 4, 5, 6]) == [30, 40, 50, 60]
+    assert converter.memo is not first
+    assert first == {1: 10, 2: 20, 3: 30}  # left whole for whoever still reads it
+    assert converter.column([6, 1]) == [60, 10]
+
+
+def test_unhashable_or_unremembered_values_convert_one_by_one() -> None:
+    calls: list[Any] = []
+
+    def convert(value: Any) -> Any:
+        calls.append(value)
+        return repr(value)
+
+    remembering = _Converter(convert, memoize=True)
+    assert remembering.column([1, [1], 1]) == ["1", "[1]", "1"]
+    assert calls == [1, [1], 1]
+    calls.clear()
+    assert _Converter(convert, memoize=False).column([True, 1]) == ["True", "1"]
+    assert calls == [True, 1]
