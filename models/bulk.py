@@ -75,6 +75,20 @@ def update_many(
     connection.exec_driver_sql(sql, _converted(rows, converters))
 
 
+def delete_many(session: Session, table: Table, key: str, values: Sequence[Any]) -> None:
+    """Delete the rows of ``table`` whose ``key`` is one of ``values``, in one statement.
+
+    The statement Core would send for an expanding ``IN`` parameter, without compiling it
+    again on every call (about four times the CPU of sending it, for a statement that often
+    deletes nothing)."""
+    if not values:
+        return
+    connection = session.connection()
+    sql, marker, converters = _prepared_delete(connection.dialect, table, key)
+    parameters = tuple(converters[0][1].column(values) if converters else values)
+    connection.exec_driver_sql(f"{sql}({', '.join([marker] * len(parameters))})", parameters)
+
+
 class _Converter:
     """A column type's bind conversion, and what it gave for values already seen."""
 
@@ -184,6 +198,19 @@ def _prepared_update(
     sets = ", ".join(f"{preparer.quote(name)} = {marker}" for name in columns)
     sql = f"UPDATE {preparer.format_table(table)} SET {sets} WHERE {preparer.quote(key)} = {marker}"
     return sql, _converters(dialect, table, (*columns, key))
+
+
+@functools.lru_cache(maxsize=16)
+def _prepared_delete(
+    dialect: Dialect, table: Table, key: str
+) -> tuple[str, str, list[tuple[int, _Converter]]]:
+    """The DELETE's text up to its ``IN`` list, the parameter marker, and the key's conversion."""
+    marker = _MARKERS.get(dialect.paramstyle)
+    if marker is None:  # pragma: no cover - only the two tested drivers
+        raise NotImplementedError(f"no bulk delete for paramstyle {dialect.paramstyle}")
+    preparer = dialect.identifier_preparer
+    sql = f"DELETE FROM {preparer.format_table(table)} WHERE {preparer.quote(key)} IN "
+    return sql, marker, _converters(dialect, table, (key,))
 
 
 def _converters(

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import bulk
-from models.bulk import _Converter, insert_many, update_many
+from models.bulk import _Converter, delete_many, insert_many, update_many
 from models.catalog import Change, DailyPrice, Product, TimedSession
 
 DAY_COLUMNS = ("product_id", "day", "price", "sale_price", "market_price", "stock", "booking_days")
@@ -217,3 +217,18 @@ def test_unhashable_or_unremembered_values_convert_one_by_one() -> None:
     calls.clear()
     assert _Converter(convert, memoize=False).column([True, 1]) == ["True", "1"]
     assert calls == [True, 1]
+
+
+def test_delete_many_deletes_the_rows_of_the_given_keys_only(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory.begin() as session:
+        _products(session, 1, 2, 3)
+        for product_id in (1, 2, 3):
+            insert_many(session, cast(Table, DailyPrice.__table__), DAY_COLUMNS, _days(product_id))
+    with session_factory.begin() as session:
+        delete_many(session, cast(Table, DailyPrice.__table__), "product_id", [3, 1])
+        delete_many(session, cast(Table, DailyPrice.__table__), "product_id", [])
+    with session_factory() as session:
+        assert [_read_days(session, pid) for pid in (1, 2, 3)] == [[], _read_days(session, 2), []]
+        assert len(_read_days(session, 2)) == 3

@@ -27,7 +27,7 @@ from sqlalchemy import BindParameter, Table, bindparam, delete, insert, or_, sel
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.bulk import insert_many, update_many
+from models.bulk import delete_many, insert_many, update_many
 from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
 from worker.clock import clock_for
@@ -284,9 +284,9 @@ class _BatchWrites:
         rules, days, seats = _RULE_TABLE, _DAY_TABLE, _SEAT_TABLE
         if self.replaced:
             for table in (rules, days, seats):
-                session.execute(_DELETE[table], {"ids": self.replaced})
+                delete_many(session, table, "product_id", self.replaced)
         if self.rules_replaced:
-            session.execute(_DELETE[rules], {"ids": self.rules_replaced})
+            delete_many(session, rules, "product_id", self.rules_replaced)
         for (start, end), ids in self.moved.items():
             for moved_table in (days, seats):
                 session.execute(
@@ -308,10 +308,6 @@ _DAY_TABLE = cast(Table, DailyPrice.__table__)
 _SEAT_TABLE = cast(Table, TimedSession.__table__)
 # Built once, the ids bound at execution: a statement built per batch coerces every id.
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_DELETE = {
-    table: delete(table).where(table.c.product_id.in_(_IDS))
-    for table in (_RULE_TABLE, _DAY_TABLE, _SEAT_TABLE)
-}
 _HELD = (
     select(*(_PRODUCTS.c[name] for name in _HELD_COLUMNS))
     .where(_PRODUCTS.c.product_id.in_(_IDS))
