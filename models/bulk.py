@@ -11,7 +11,8 @@ send (values equal in Python convert alike, as dates and money do).
 A column type's conversions are also remembered from one call to the next (per dialect and
 type object, a few thousand values at most): a sync stores the same few dozen dates and
 prices batch after batch, and the stamps of a batch share one fetch time across columns.
-Other types (JSON documents) are converted value by value, as Core does.
+Types whose equal values may convert differently (JSON documents, date-times not kept in
+UTC) are converted value by value, as Core does.
 
 On SQLite the rows go as multi-row ``INSERT ... VALUES (...), (...)`` statements of as many
 rows as 999 parameters allow (the limit of older SQLite builds): SQLite runs an
@@ -27,10 +28,12 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Integer, Numeric, String, Table, Time
+from sqlalchemy import Boolean, Date, Integer, Numeric, String, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
+
+from models.base import UTCDateTime
 
 # The parameter marker of each DB-API paramstyle SQLite and psycopg use.
 _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -232,9 +235,16 @@ def _converter(dialect: Dialect, type_: TypeEngine[Any]) -> _Converter | None:
     convert = type_.dialect_impl(dialect).bind_processor(dialect)
     if convert is None:
         return None
+    return _Converter(convert, memoize=_converts_by_value(type_))
+
+
+def _converts_by_value(type_: TypeEngine[Any]) -> bool:
+    """Whether values equal in Python convert alike, so a memo may stand for them.
+
+    Not so for JSON (``1`` and ``True``) nor for plain date-times and times: an instant
+    written in two time zones compares equal but is sent as two different texts. UTC
+    timestamps are converted to UTC first, so equal ones convert alike."""
+    if isinstance(type_, UTCDateTime):
+        return True
     affinity = type_._type_affinity
-    return _Converter(convert, memoize=affinity is not None and issubclass(affinity, _BY_VALUE))
-
-
-# Types whose values equal in Python convert alike (a JSON ``1`` and ``True`` do not).
-_BY_VALUE = (Boolean, Date, DateTime, Integer, Numeric, String, Time)
+    return affinity is not None and issubclass(affinity, (Boolean, Date, Integer, Numeric, String))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, insert, select
+from sqlalchemy import DateTime, Numeric, Table, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import bulk
+from models.base import UTCDateTime
 from models.bulk import _Converter, delete_many, insert_many, update_many
 from models.catalog import Change, DailyPrice, Product, TimedSession
 
@@ -232,3 +234,21 @@ def test_delete_many_deletes_the_rows_of_the_given_keys_only(
     with session_factory() as session:
         assert [_read_days(session, pid) for pid in (1, 2, 3)] == [[], _read_days(session, 2), []]
         assert len(_read_days(session, 2)) == 3
+
+
+def test_only_types_whose_equal_values_convert_alike_are_remembered() -> None:
+    dialect = sqlite.dialect()
+    noon = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    same_instant = datetime(2026, 7, 1, 14, tzinfo=timezone(timedelta(hours=2)))
+    plain = bulk._converter(dialect, DateTime())
+    assert plain is not None and plain.memo is None
+    assert plain.column([noon, same_instant]) == [
+        "2026-07-01 12:00:00.000000",
+        "2026-07-01 14:00:00.000000",
+    ]
+    stamped = bulk._converter(dialect, UTCDateTime())
+    assert stamped is not None and stamped.memo is not None
+    assert stamped.column([noon, same_instant]) == ["2026-07-01 12:00:00.000000"] * 2
+    money = bulk._converter(dialect, Numeric(12, 2))
+    assert money is not None and money.memo is not None
+    assert money.column([Decimal("1.50"), Decimal("1.5"), 1]) == [1.5, 1.5, 1.0]
