@@ -56,10 +56,9 @@ def insert_many(
         return
     width = len(columns)
     flat = _flat(rows, width, converters)
-    step = max(_SQLITE_PARAMETERS // width, 1) * width
-    for offset in range(0, len(flat), step):
-        values = flat[offset : offset + step]
-        connection.exec_driver_sql(_multi_row(sql, width, len(values) // width), values)
+    for first, count in _statements(len(rows), max(_SQLITE_PARAMETERS // width, 1)):
+        values = flat[first * width : (first + count) * width]
+        connection.exec_driver_sql(_multi_row(sql, width, count), values)
 
 
 def update_many(
@@ -163,6 +162,21 @@ def _flat(
 # Parameters per SQLite statement: what older builds allow (3.32 raised it to 32766), and past
 # a hundred rows or so the gain flattens while a statement's compiling grows with its rows.
 _SQLITE_PARAMETERS = 999
+
+
+# What is left after the full statements goes as a multiple of this many rows and the rest,
+# so a table's statements come in a few dozen sizes: SQLite's statement cache (128 per
+# connection) keeps them compiled, where a remainder of any size was compiled afresh in most
+# batches (compiling costs more than inserting the rows).
+_ROUNDING = 16
+
+
+def _statements(total: int, most: int) -> list[tuple[int, int]]:
+    """The first row and row count of each statement for ``total`` rows, ``most`` at most."""
+    full, left = divmod(total, most)
+    sizes = [most] * full + [n for n in (left - left % _ROUNDING, left % _ROUNDING) if n]
+    firsts = itertools.accumulate(sizes, initial=0)
+    return list(zip(firsts, sizes, strict=False))
 
 
 @functools.lru_cache(maxsize=256)

@@ -252,3 +252,18 @@ def test_only_types_whose_equal_values_convert_alike_are_remembered() -> None:
     money = bulk._converter(dialect, Numeric(12, 2))
     assert money is not None and money.memo is not None
     assert money.column([Decimal("1.50"), Decimal("1.5"), 1]) == [1.5, 1.5, 1.0]
+
+
+@pytest.mark.parametrize("total", [0, 1, 15, 16, 17, 141, 142, 143, 300, 2508])
+def test_statements_cover_every_row_once_in_few_sizes(total: int) -> None:
+    most = 142
+    statements = bulk._statements(total, most)
+    assert [first for first, _ in statements] == [
+        sum(count for _, count in statements[:n]) for n in range(len(statements))
+    ]
+    assert sum(count for _, count in statements) == total
+    assert all(0 < count <= most for _, count in statements)
+    # Full statements, then at most one multiple of 16 rows and one of fewer than 16.
+    rest = [count for _, count in statements if count != most]
+    assert len(rest) <= 2
+    assert all(count % 16 == 0 for count in rest[:-1])
