@@ -20,13 +20,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import utcnow
-from models.bulk import insert_many, update_many
+from models.bulk import delete_many, insert_many, update_many
 from models.catalog import Change, ChangeKind, DailyPrice, Product, TimedSession
 from models.catalog import PriceRule as PriceRuleRow
 from worker.clock import clock_for
@@ -214,6 +215,8 @@ _RULE_COLUMNS = (
 )
 _DAY_COLUMNS = ("product_id", *ResolvedDay._fields)  # a resolved day's fields are its columns
 _SEAT_COLUMNS = ("product_id", "day", "start_time", "end_time", "seats_code", "seats_num")
+# A session's values in _SEAT_COLUMNS order after the product id.
+_SEAT_FIELDS = attrgetter("time", "seats_start_time", "seats_end_time", "seats_code", "seats_num")
 
 
 @dataclass
@@ -265,21 +268,13 @@ class _BatchWrites:
             for position, rule in enumerate(content.calendar.daily_price_stock)
         ]
 
+    # Rows built by ``map`` over C callables (a tuple's ``+``, an attrgetter), no Python
+    # frame per row: a product adds about a hundred.
     def _add_days(self, product_id: int, days: Sequence[ResolvedDay]) -> None:
-        self.days += [(product_id, *day) for day in days]
+        self.days += map((product_id,).__add__, days)
 
     def _add_seats(self, product_id: int, seats: Sequence[Seat]) -> None:
-        self.seats += [
-            (
-                product_id,
-                s.time,
-                s.seats_start_time,
-                s.seats_end_time,
-                s.seats_code,
-                s.seats_num,
-            )
-            for s in seats
-        ]
+        self.seats += map((product_id,).__add__, map(_SEAT_FIELDS, seats))
 
     def apply(self, session: Session) -> None:
         """Every delete before any insert: a product is replaced, moved, or neither.
@@ -289,9 +284,9 @@ class _BatchWrites:
         rules, days, seats = _RULE_TABLE, _DAY_TABLE, _SEAT_TABLE
         if self.replaced:
             for table in (rules, days, seats):
-                session.execute(_DELETE[table], {"ids": self.replaced})
+                delete_many(session, table, "product_id", self.replaced)
         if self.rules_replaced:
-            session.execute(_DELETE[rules], {"ids": self.rules_replaced})
+            delete_many(session, rules, "product_id", self.rules_replaced)
         for (start, end), ids in self.moved.items():
             for moved_table in (days, seats):
                 session.execute(
@@ -313,10 +308,6 @@ _DAY_TABLE = cast(Table, DailyPrice.__table__)
 _SEAT_TABLE = cast(Table, TimedSession.__table__)
 # Built once, the ids bound at execution: a statement built per batch coerces every id.
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_DELETE = {
-    table: delete(table).where(table.c.product_id.in_(_IDS))
-    for table in (_RULE_TABLE, _DAY_TABLE, _SEAT_TABLE)
-}
 _HELD = (
     select(*(_PRODUCTS.c[name] for name in _HELD_COLUMNS))
     .where(_PRODUCTS.c.product_id.in_(_IDS))
