@@ -91,6 +91,14 @@ def delete_many(session: Session, table: Table, key: str, values: Sequence[Any])
     connection.exec_driver_sql(f"{sql}({', '.join([marker] * len(parameters))})", parameters)
 
 
+def converted_rows(
+    dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[Sequence[Any]]:
+    """``rows`` (values in ``columns`` order) with each column's bind conversion applied, as
+    ``insert_many`` sends them: for statements of the caller's own (an upsert)."""
+    return _converted(rows, _converters(dialect, table, tuple(columns)))
+
+
 class _Converter:
     """A column type's bind conversion, and what it gave for values already seen."""
 

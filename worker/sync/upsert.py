@@ -2,9 +2,9 @@
 
 The rows go to the driver as tuples in multi-row ``INSERT ... ON CONFLICT`` statements, each
 column's bind conversion (the dialect's own: UTC dates as text on SQLite, the payload as JSON)
-made once per distinct value. Given parameter dictionaries, SQLAlchemy built and converted a
-parameter set per row in Python, the largest share of a new product's CPU in a pass; a page's
-rows share their four dates, which now convert once. The statement is the one SQLAlchemy
+made as ``models.bulk`` makes it, once per distinct value. Given parameter dictionaries,
+SQLAlchemy built and converted a parameter set per row in Python, the largest share of a new
+product's CPU in a pass; a page's rows share their four dates, which now convert once. The statement is the one SQLAlchemy
 rendered for these rows (``tests/sync/test_upsert.py`` compares them).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, cast
 
@@ -20,6 +20,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from models.bulk import converted_rows
 from models.catalog import Product
 
 # Never rewritten by an upsert: the first sighting stays the first.
@@ -42,8 +43,10 @@ def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int
     connection = session.connection()
     dialect = connection.dialect
     columns = tuple(rows[0])
-    converters = _converters(dialect, columns)
-    values = _converted([itemgetter(*columns)(row) for row in rows], converters)
+    _check_columns(columns)
+    values = converted_rows(
+        dialect, _PRODUCTS, columns, [itemgetter(*columns)(row) for row in rows]
+    )
     width = len(columns)
     per_statement = max(
         1, min(dialect.insertmanyvalues_page_size, dialect.insertmanyvalues_max_parameters // width)
@@ -57,42 +60,12 @@ def upsert_products(session: Session, rows: Sequence[dict[str, Any]]) -> set[int
     return written
 
 
-def _converted(
-    rows: list[tuple[Any, ...]], converters: list[tuple[int, Callable[[Any], Any]]]
-) -> list[tuple[Any, ...]]:
-    """The rows with each column's bind conversion applied, once per distinct value."""
-    if not converters:
-        return rows
-    by_column: list[Iterable[Any]] = list(zip(*rows, strict=True))
-    for index, convert in converters:
-        column = cast(tuple[Any, ...], by_column[index])
-        try:
-            once = {value: convert(value) for value in set(column)}
-        except TypeError:  # unhashable values (the payload)
-            by_column[index] = map(convert, column)
-        else:
-            by_column[index] = map(once.__getitem__, column)
-    return list(zip(*by_column, strict=True))
-
-
-@functools.lru_cache(maxsize=16)
-def _converters(
-    dialect: Dialect, columns: tuple[str, ...]
-) -> list[tuple[int, Callable[[Any], Any]]]:
-    """The dialect's bind conversion of each column that has one, by position.
-
-    A column left out would get its Python-side default from SQLAlchemy, which these
-    statements do not apply: every such column must be given.
-    """
+def _check_columns(columns: tuple[str, ...]) -> None:
+    """A column left out would get its Python-side default from SQLAlchemy, which these
+    statements do not apply: every such column must be given."""
     missing = [c.name for c in _PRODUCTS.columns if c.default is not None and c.name not in columns]
     if missing:
         raise ValueError(f"products: columns with a Python-side default must be given: {missing}")
-    converters: list[tuple[int, Callable[[Any], Any]]] = []
-    for index, name in enumerate(columns):
-        convert = _PRODUCTS.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if convert is not None:
-            converters.append((index, convert))
-    return converters
 
 
 @functools.lru_cache(maxsize=64)
