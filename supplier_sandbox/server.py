@@ -6,6 +6,7 @@ import contextlib
 import io
 import socket
 import threading
+import time
 from types import TracebackType
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -20,10 +21,19 @@ __all__ = ["RunningSandbox", "SandboxConfig", "start_sandbox"]
 def open_connections(server: object) -> set[socket.socket]:
     """The server's kept-alive connections, closed when the sandbox stops (a stopped supplier
     must not go on answering on a connection opened before)."""
-    held: set[socket.socket] | None = getattr(server, "sandbox_connections", None)
+    return _connections(server, "sandbox_connections")
+
+
+def busy_connections(server: object) -> set[socket.socket]:
+    """The connections with a request being served: stopping lets these answer first."""
+    return _connections(server, "sandbox_busy_connections")
+
+
+def _connections(server: object, name: str) -> set[socket.socket]:
+    held: set[socket.socket] | None = getattr(server, name, None)
     if held is None:
         held = set()
-        setattr(server, "sandbox_connections", held)  # noqa: B010
+        setattr(server, name, held)
     return held
 
 
@@ -52,15 +62,20 @@ class _KeepAliveHandler(WSGIRequestHandler):
         super().finish()
 
     def run_wsgi(self) -> None:
-        if not self._bodyless():
-            super().run_wsgi()
-            return
-        socket_stream = self.rfile
-        self.rfile = io.BytesIO()  # the request's body, and all the drain will find
+        busy = busy_connections(self.server)
+        busy.add(self.connection)
         try:
-            super().run_wsgi()
+            if not self._bodyless():
+                super().run_wsgi()
+                return
+            socket_stream = self.rfile
+            self.rfile = io.BytesIO()  # the request's body, and all the drain will find
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile = socket_stream
         finally:
-            self.rfile = socket_stream
+            busy.discard(self.connection)
 
     def send_header(self, keyword: str, value: str) -> None:
         if keyword.lower() == "connection" and value.lower() == "close" and self._bodyless():
@@ -85,6 +100,10 @@ class _QuietHandler(_KeepAliveHandler):
 
 class _LoggingHandler(_KeepAliveHandler):
     """The ordinary werkzeug access log, for the foreground CLI."""
+
+
+# How long stopping waits for requests being served to answer.
+_ANSWER_GRACE_S = 5.0
 
 
 class RunningSandbox:
@@ -113,6 +132,11 @@ class RunningSandbox:
         self.state.traffic.release_holds()
         self._server.shutdown()
         self._thread.join(timeout=5)
+        # A request released from its hold (or being served) answers before its connection
+        # closes; idle kept-alive connections close at once.
+        deadline = time.monotonic() + _ANSWER_GRACE_S
+        while busy_connections(self._server) and time.monotonic() < deadline:
+            time.sleep(0.01)
         for connection in list(open_connections(self._server)):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
