@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from supplier_sandbox.envelope import camelize
 from supplier_sandbox.signing import signed_headers
 
 _REPLY_KEEP = 500  # characters of a reply kept in the delivery log
@@ -59,12 +60,32 @@ class Delivery:
         }
 
 
-def notification_payload(partner_id: int, service: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The callback JSON: a header object and the body as a string holding JSON."""
-    return {
+def notification_payload(
+    partner_id: int, service: str, body: dict[str, Any], quirks: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The callback JSON: a header object and the body as a string holding JSON, written as
+    the shape quirks say (``null`` for empty lists, camelCase keys, the body as an object)."""
+    shaped: Any = _nulled(body) if "null-lists" in quirks else body
+    if "camel-case" in quirks:
+        shaped = camelize(shaped)
+    payload = {
         "OrderNotifyHeader": {"PartnerId": partner_id, "NotifyServiceName": service},
-        "OrderNotifyBody": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "OrderNotifyBody": (
+            shaped
+            if "notice-body-object" in quirks
+            else json.dumps(shaped, ensure_ascii=False, separators=(",", ":"))
+        ),
     }
+    return camelize(payload) if "camel-case" in quirks else payload
+
+
+def _nulled(value: Any) -> Any:
+    """Every empty list inside ``value`` as ``null`` (a .NET ``List<>`` left uninitialised)."""
+    if isinstance(value, dict):
+        return {key: _nulled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nulled(item) for item in value] if value else None
+    return value
 
 
 def is_acknowledged(reply_text: str) -> bool:
@@ -93,8 +114,10 @@ class Notifier:
         attempts: int,
         backoff_s: float,
         timeout_s: float,
+        quirks: frozenset[str] = frozenset(),
     ) -> None:
         self._ready = threading.Condition(lock)
+        self._quirks = quirks
         self._partner_id = partner_id
         self._sign_key = sign_key
         self._attempts = max(1, attempts)
@@ -178,7 +201,9 @@ class Notifier:
         self, client: httpx.Client, delivery: Delivery
     ) -> tuple[int | None, str | None, str | None]:
         assert delivery.url is not None
-        payload = notification_payload(self._partner_id, delivery.service, delivery.body)
+        payload = notification_payload(
+            self._partner_id, delivery.service, delivery.body, self._quirks
+        )
         headers = signed_headers(
             self._partner_id,
             self._sign_key,

@@ -14,11 +14,12 @@ Fault quirks:
 Shape quirks:
   total-in-envelope  1.1.1 ``TotalCount`` beside ``Code`` instead of inside ``Data``
   seats-in-rules     1.1.2 ``ProductSeats`` inside the price rules (some also in ``Data``)
-  null-lists         ``null`` for every empty list
-  camel-case         camelCase keys (a .NET serializer setting flipped)
+  null-lists         ``null`` for every empty list (answers and notices)
+  camel-case         camelCase keys (a .NET serializer setting flipped; answers and notices)
   dotnet-dates       dates as ``yyyy/M/d H:mm:ss``, ISO 8601 with ``T``, or with a time
   version-reset      a product authorized again comes back as new, at Version 0
   negative-stock     unlimited daily stock (0) sent as -1
+  notice-body-object a notice's ``OrderNotifyBody`` as a JSON object, not a string holding JSON
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SHAPE_QUIRKS = (
     "dotnet-dates",
     "version-reset",
     "negative-stock",
+    "notice-body-object",
 )
 QUIRKS = FAULT_QUIRKS + SHAPE_QUIRKS
 

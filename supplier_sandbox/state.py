@@ -42,6 +42,7 @@ class SandboxState:
             attempts=self.config.callback_attempts,
             backoff_s=self.config.callback_backoff_s,
             timeout_s=self.config.callback_timeout_s,
+            quirks=self.config.quirks,
         )
         self.catalog = CatalogStore(
             self.lock,

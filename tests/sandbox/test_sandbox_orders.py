@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from supplier_sandbox.notifier import notification_payload
 from supplier_sandbox.server import RunningSandbox
 from tests.support.sandbox import PARTNER_ID, SIGN_KEY, TODAY, Supplier, make_bookable, now_ms
 from worker.supplier.signing import verify_request
@@ -391,3 +392,32 @@ def test_product_mutations_can_notify_the_distributor(
         {"ProductId": second, "Status": 1},
         {"ProductId": second, "Status": 0},
     ]
+
+
+@pytest.mark.parametrize(
+    ("quirks", "expected"),
+    [
+        (frozenset(), {"OrderNotifyBody": '{"OrderId":7,"VoucherCode":[]}'}),
+        (frozenset({"null-lists"}), {"OrderNotifyBody": '{"OrderId":7,"VoucherCode":null}'}),
+        (frozenset({"camel-case"}), {"orderNotifyBody": '{"orderId":7,"voucherCode":[]}'}),
+        (
+            frozenset({"notice-body-object", "null-lists", "camel-case"}),
+            {"orderNotifyBody": {"orderId": 7, "voucherCode": None}},
+        ),
+    ],
+    ids=["plain", "null-lists", "camel-case", "all-three"],
+)
+def test_notices_take_the_shape_quirks(quirks: frozenset[str], expected: dict[str, Any]) -> None:
+    """The lawful shapes our receiver reads, so the sandbox can send each of them."""
+    payload = notification_payload(
+        9258, "order_verify_notify", {"OrderId": 7, "VoucherCode": []}, quirks
+    )
+    header_key = "orderNotifyHeader" if "camel-case" in quirks else "OrderNotifyHeader"
+    header = payload.pop(header_key)
+    assert payload == expected
+    names = (
+        ("partnerId", "notifyServiceName")
+        if "camel-case" in quirks
+        else ("PartnerId", "NotifyServiceName")
+    )
+    assert header == dict(zip(names, (9258, "order_verify_notify"), strict=True))
