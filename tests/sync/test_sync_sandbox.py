@@ -309,9 +309,7 @@ def test_set_shelf_status_writes_once_and_the_next_pass_agrees(
     from worker.sync.products import set_shelf_status
 
     sync_products(session_factory, supplier)
-    pid = next(
-        p["ProductId"] for p in sandbox.state.catalog.true_products() if p["ProductStatus"] == 1
-    )
+    pid = _on_shelf(sandbox)
     before = last_seq(session_factory)
     assert set_shelf_status(session_factory, pid, 0) is True
     assert set_shelf_status(session_factory, pid, 0) is False
@@ -444,9 +442,7 @@ def test_page_fetched_after_a_shelf_notice_it_contradicts_is_applied(
     from worker.sync.products import set_shelf_status
 
     sync_products(session_factory, supplier)
-    pid = next(
-        p["ProductId"] for p in sandbox.state.catalog.true_products() if p["ProductStatus"] == 1
-    )
+    pid = _on_shelf(sandbox)
     before = last_seq(session_factory)
     assert set_shelf_status(session_factory, pid, 0) is True
 
@@ -495,3 +491,10 @@ def test_confirming_missing_products_counts_each_outcome_once(
             select(QuarantinedProduct).where(QuarantinedProduct.product_id == broken)
         )
     assert held is not None and "Version" in held.error
+
+
+def _on_shelf(sandbox: Any) -> int:
+    """A product the sandbox has on shelf."""
+    return next(
+        p["ProductId"] for p in sandbox.state.catalog.true_products() if p["ProductStatus"] == 1
+    )

@@ -71,7 +71,7 @@ from worker.supplier.port import PriceFetch, Stamp, Usage
 from worker.supplier.ratelimit import NoLimit, RateLimiter
 from worker.supplier.signing import auth_headers
 from worker.supplier.transient import TransientRule
-from worker.supplier.transport import StdlibTransport
+from worker.supplier.transport import StdlibTransport, origin_of
 
 if TYPE_CHECKING:  # the adapter reads settings only at construction, never imports them
     from worker.settings import Settings
@@ -457,8 +457,9 @@ class SupplierClient:
             names = [name.lower() for name, _ in raw]
             length_at = names.index(b"content-length") if has_body else -1
             url = request.url
-            origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-            template = self._templates[key] = _Template(origin, url.raw_path, raw, length_at)
+            template = self._templates[key] = _Template(
+                origin_of(url), url.raw_path, raw, length_at
+            )
         return template
 
     def _send_request(

@@ -28,7 +28,7 @@ from io import BufferedReader
 
 import httpx
 
-__all__ = ["StdlibTransport"]
+__all__ = ["StdlibTransport", "origin_of"]
 
 _Key = tuple[str, str, int]
 
@@ -79,7 +79,7 @@ class StdlibTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        origin = origin_of(url)
         body = request.read()
         headers = request.headers.raw
         if body and "content-length" not in request.headers:
@@ -164,6 +164,11 @@ class StdlibTransport(httpx.BaseTransport):
                 pooled.append(connection)
                 return
         connection.close()
+
+
+def origin_of(url: httpx.URL) -> _Key:
+    """Scheme, host and port (the scheme's default when the URL names none): a pool's key."""
+    return (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
 
 
 def _request_head(method: str, target: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
